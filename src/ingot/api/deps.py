@@ -1,0 +1,56 @@
+"""Request-scoped dependencies: one unit of work per request, the caller's principal, the language."""
+from __future__ import annotations
+
+from typing import Iterator
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from ingot.core.auth import Principal, principal_from_token
+from ingot.core.db import session_factory
+from ingot.core.errors import Forbidden, NotAuthenticated
+
+TOKEN_COOKIE = "ingot_token"
+
+
+def get_session() -> Iterator[Session]:
+    session = session_factory()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def bearer_or_cookie(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.cookies.get(TOKEN_COOKIE)
+
+
+def current_principal(request: Request, session: Session = Depends(get_session)) -> Principal:
+    token = bearer_or_cookie(request)
+    if not token:
+        raise NotAuthenticated("请先登录", "authentication required")
+    return principal_from_token(session, token)
+
+
+def require_roles(*roles: str):
+    def check(principal: Principal = Depends(current_principal)) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden("当前角色无权执行此操作", f"role '{principal.role}' may not do this")
+        return principal
+
+    return check
+
+
+def language(request: Request) -> str:
+    chosen = request.query_params.get("lang") or request.cookies.get("lang")
+    if chosen in ("zh-CN", "en"):
+        return chosen
+    accept = request.headers.get("accept-language", "")
+    return "en" if accept.startswith("en") else "zh-CN"

@@ -1,0 +1,94 @@
+"""Every failure becomes a specific, bilingual HTTP answer; nothing a client sends produces a bare 500."""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ingot.core.errors import DomainError, NotAuthenticated
+
+log = logging.getLogger("ingot.api")
+
+# zh-CN wording for pydantic's error types; the English comes from pydantic itself.
+_ZH = {
+    "missing": "缺少必填字段",
+    "string_too_short": "字符串过短",
+    "string_too_long": "字符串过长",
+    "string_pattern_mismatch": "格式不正确",
+    "int_parsing": "须为整数",
+    "int_type": "须为整数",
+    "float_parsing": "须为数字",
+    "decimal_parsing": "须为十进制数",
+    "decimal_type": "须为十进制数",
+    "date_from_datetime_parsing": "须为日期（YYYY-MM-DD）",
+    "date_parsing": "须为日期（YYYY-MM-DD）",
+    "datetime_parsing": "须为带时区的时间",
+    "timezone_aware": "时间须带时区",
+    "bool_parsing": "须为布尔值",
+    "enum": "不在允许的取值范围内",
+    "literal_error": "不在允许的取值范围内",
+    "greater_than": "数值过小",
+    "greater_than_equal": "数值过小",
+    "less_than": "数值过大",
+    "less_than_equal": "数值过大",
+    "json_invalid": "请求体不是有效的 JSON",
+    "model_attributes_type": "请求体须为 JSON 对象",
+    "dict_type": "须为对象",
+    "list_type": "须为列表",
+    "string_type": "须为字符串",
+    "value_error": "取值无效",
+    "extra_forbidden": "不允许的字段",
+}
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError):
+        if isinstance(exc, NotAuthenticated) and _wants_html(request):
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        return JSONResponse(status_code=exc.status_code, content={"detail": [exc.as_dict()]})
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError):
+        details = []
+        for error in exc.errors():
+            location = [str(part) for part in error.get("loc", ())]
+            field = ".".join(part for part in location if part not in ("body", "query", "path", "header", "cookie"))
+            message_en = str(error.get("msg", "invalid value"))
+            kind = str(error.get("type", "value_error"))
+            details.append(
+                {
+                    "code": kind,
+                    "loc": location,
+                    "field": field,
+                    "msg": f"{field or '请求'}：{_ZH.get(kind, '取值无效')}",
+                    "msg_en": f"{field or 'request'}: {message_en}",
+                }
+            )
+        return JSONResponse(status_code=422, content={"detail": details})
+
+    @app.exception_handler(IntegrityError)
+    async def integrity_error(_request: Request, exc: IntegrityError):
+        log.info("integrity error: %s", exc.orig)
+        return JSONResponse(
+            status_code=409,
+            content={"detail": [{"code": "conflict", "msg": "与现有数据冲突（唯一性或引用约束）", "msg_en": "conflicts with existing data (uniqueness or reference)"}]},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException):
+        zh = {404: "未找到", 405: "不支持该方法", 401: "请先登录", 403: "无权访问"}.get(exc.status_code, "请求错误")
+        return JSONResponse(status_code=exc.status_code, content={"detail": [{"code": str(exc.status_code), "msg": zh, "msg_en": str(exc.detail)}]})
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception):
+        log.exception("unexpected error", exc_info=exc)
+        return JSONResponse(status_code=500, content={"detail": [{"code": "internal", "msg": "服务器内部错误", "msg_en": "internal server error"}]})

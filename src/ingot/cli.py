@@ -1,0 +1,160 @@
+"""The `ingot` command line. Commands call services; each context contributes its own sub-app."""
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ingot.core.contexts import present_modules
+from ingot.core.errors import DomainError
+
+app = typer.Typer(help="Ingot：有色及战略金属产业政策平台 / policy platform for strategic and non-ferrous metals", no_args_is_help=True)
+db_app = typer.Typer(help="数据库 / database schema", no_args_is_help=True)
+users_app = typer.Typer(help="用户管理 / users", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+console = Console()
+err_console = Console(stderr=True)
+
+# (module, attribute, command name): contexts' Typer sub-apps mounted when present.
+SUB_APPS = (
+    ("ingot.monitoring.hj212.cli", "app", "hj212"),
+    ("ingot.monitoring.cli", "app", "monitor"),
+    ("ingot.policy.cli", "app", "policy"),
+    ("ingot.market.cli", "app", "market"),
+)
+# (module, function, command name): single commands contributed by contexts.
+COMMANDS = (
+    ("ingot.registry.cli", "import_command", "import"),
+    ("ingot.registry.cli", "export_command", "export"),
+    ("ingot.policy.cli", "check_command", "check"),
+)
+
+
+def fail(error: DomainError) -> None:
+    err_console.print(f"[red]错误 / error[/red]: {error.message_zh} / {error.message_en}")
+    raise typer.Exit(code=2)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("heads", help="目标版本 / target revision")) -> None:
+    """把数据库迁移到最新结构 / migrate the database schema (Alembic)."""
+    from ingot.core.config import get_settings
+    from ingot.core.migrate import upgrade
+
+    upgrade(revision=revision)
+    console.print(f"数据库已迁移至 {revision} / database upgraded: {get_settings().database_url}")
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    role: str = typer.Option(..., help="admin | regulator | enterprise | auditor"),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+    display_name: str = typer.Option("", help="显示名 / display name"),
+    division: str = typer.Option(None, help="监管人员的行政区划代码 / regulator's GB/T 2260 division code"),
+    enterprise_id: int = typer.Option(None, help="企业用户所属企业 ID / enterprise user's enterprise id"),
+) -> None:
+    """创建用户 / create a user."""
+    from ingot.core.auth import create_user
+    from ingot.core.db import unit_of_work
+
+    try:
+        with unit_of_work() as session:
+            user = create_user(
+                session, username=username, password=password, role=role, display_name=display_name,
+                division_code=division, enterprise_id=enterprise_id,
+            )
+            console.print(f"已创建用户 / created user {user.username} ({user.role})")
+    except DomainError as error:
+        fail(error)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """列出用户 / list users."""
+    from ingot.core.auth import list_users
+    from ingot.core.db import unit_of_work
+
+    table = Table("用户名 username", "角色 role", "范围 scope", "状态 state")
+    with unit_of_work() as session:
+        for user in list_users(session):
+            scope = user.division_code or (f"enterprise {user.enterprise_id}" if user.enterprise_id else "*")
+            table.add_row(user.username, user.role, scope, "停用 disabled" if user.disabled else "启用 active")
+    console.print(table)
+
+
+@users_app.command("disable")
+def users_disable(username: str) -> None:
+    """停用用户 / disable a user."""
+    from ingot.core.auth import set_disabled
+    from ingot.core.db import unit_of_work
+
+    try:
+        with unit_of_work() as session:
+            set_disabled(session, username, True)
+        console.print(f"已停用 / disabled {username}")
+    except DomainError as error:
+        fail(error)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="监听地址 / bind address"),
+    port: int = typer.Option(8000, help="端口 / port"),
+) -> None:
+    """启动 Web 界面与 API / serve the web UI and the API."""
+    import uvicorn
+
+    from ingot.api.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+@app.command()
+def demo(
+    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="加载后启动服务 / serve after loading"),
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+) -> None:
+    """迁移数据库、加载演示区域并启动 / migrate, load the demo region, and serve."""
+    from ingot.core.db import unit_of_work
+    from ingot.core.migrate import upgrade
+    from ingot.registry.demo import load_demo
+
+    upgrade()
+    with unit_of_work() as session:
+        logins = load_demo(session)
+    table = Table("用户名 username", "密码 password", "角色 role", "范围 scope", title="演示账号 / demo logins")
+    for login in logins:
+        table.add_row(*(str(part) for part in login))
+    console.print(table)
+    if serve_after:
+        console.print(f"Web 界面 / web UI: http://{host}:{port}/   API: http://{host}:{port}/docs")
+        serve(host=host, port=port)
+
+
+def _mount_contexts() -> None:
+    modules = dict(present_modules({entry[0] for entry in SUB_APPS + COMMANDS}))
+    for module_name, attribute, name in SUB_APPS:
+        if module_name in modules:
+            app.add_typer(getattr(modules[module_name], attribute), name=name)
+    for module_name, attribute, name in COMMANDS:
+        module = modules.get(module_name)
+        if module is not None and hasattr(module, attribute):
+            app.command(name)(getattr(module, attribute))
+
+
+_mount_contexts()
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+    try:
+        app()
+    except DomainError as error:
+        err_console.print(f"错误 / error: {error.message_zh} / {error.message_en}")
+        sys.exit(2)

@@ -1,0 +1,17 @@
+"""Imports every context's models so that the metadata (and Alembic) sees all tables."""
+from __future__ import annotations
+
+from ingot.core.contexts import present_modules
+
+MODEL_MODULES = (
+    "ingot.core.auth",
+    "ingot.core.audit",
+    "ingot.registry.models",
+    "ingot.policy.models",
+    "ingot.monitoring.models",
+    "ingot.market.models",
+)
+
+
+def load_all_models() -> None:
+    list(present_modules(MODEL_MODULES))

@@ -1,0 +1,179 @@
+"""The matching core behind the database: the `market_engine_commands` table is the core's journal.
+
+Each process keeps one core in memory per database. A command runs inside the caller's transaction:
+
+1. the `market_engine_head` row is updated first, which takes the writers' lock on SQLite and PostgreSQL alike;
+2. the in-memory core is brought level with the committed head (replaying later commands, or rebuilt from the
+   newest snapshot when it ran ahead of a transaction that rolled back);
+3. the core applies the command; a fresh command is stored with its sequence and a new token, the head moves on,
+   and the caller persists the events (orders, trades, settlement) in the same transaction.
+
+So the command, its acknowledgement and its settlement commit together or not at all, and a core that saw a command
+whose transaction later failed notices the token mismatch and rebuilds from what was committed.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
+
+from ingot.market.engine import MatchingCore, Outcome
+from ingot.market.engine.journal import decode_command, encode_command
+from ingot.market.models import EngineCommand, EngineHead, EngineSnapshot
+
+HEAD_ID = 1
+
+
+@dataclass
+class _Held:
+    core: MatchingCore = field(default_factory=MatchingCore)
+    token: str = ""
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    # The core holds commands of a transaction not yet committed; readers use it as it is rather than rebuild.
+    in_flight: bool = False
+    # A transaction whose commands the core holds rolled back: the next user rebuilds.
+    stale: bool = False
+
+
+_cores: dict[str, _Held] = {}
+_cores_lock = threading.Lock()
+
+
+def _held_for(session: Session) -> _Held:
+    url = session.get_bind().url.render_as_string(hide_password=False)
+    with _cores_lock:
+        held = _cores.get(url)
+        if held is None:
+            held = _cores[url] = _Held()
+        return held
+
+
+def forget_cores() -> None:
+    """Drop every in-memory core (tests, and after restoring a database)."""
+    with _cores_lock:
+        _cores.clear()
+
+
+def _head(session: Session, *, lock: bool) -> EngineHead:
+    if lock:
+        # A no-op update is the portable way to take the write lock before reading anything.
+        result = session.execute(update(EngineHead).where(EngineHead.id == HEAD_ID).values(sequence=EngineHead.sequence))
+        if result.rowcount == 0:
+            session.add(EngineHead(id=HEAD_ID, sequence=0, token=""))
+            session.flush()
+    head = session.get(EngineHead, HEAD_ID, populate_existing=True)
+    if head is None:
+        return EngineHead(id=HEAD_ID, sequence=0, token="")
+    return head
+
+
+def _rebuild(session: Session, held: _Held) -> None:
+    snapshot = session.scalar(select(EngineSnapshot).order_by(EngineSnapshot.sequence.desc()).limit(1))
+    if snapshot is None:
+        held.core, held.token = MatchingCore(), ""
+    else:
+        core = MatchingCore.from_state(json.loads(snapshot.state))
+        if core.state_hash() != snapshot.state_hash:
+            raise RuntimeError(f"engine snapshot {snapshot.sequence} does not reproduce its state hash")
+        held.core, held.token = core, snapshot.token
+
+
+def _catch_up(session: Session, held: _Held, head: EngineHead, *, writer: bool) -> None:
+    core = held.core
+    if held.stale:
+        held.stale = held.in_flight = False
+        _rebuild(session, held)
+        core = held.core
+    elif core.sequence == head.sequence and held.token == head.token:
+        return
+    if core.sequence > head.sequence:
+        if not writer and held.in_flight:
+            # Another thread's transaction is between apply and commit; its outcome will be signalled.
+            return
+        _rebuild(session, held)
+    elif core.sequence:
+        own = session.get(EngineCommand, core.sequence)
+        if own is None or own.token != held.token:
+            _rebuild(session, held)
+    replay = session.scalars(
+        select(EngineCommand).where(EngineCommand.sequence > held.core.sequence).order_by(EngineCommand.sequence)
+    )
+    for row in replay:
+        sequence, command = decode_command(row.payload)
+        outcome = held.core.apply(command)
+        if not outcome.fresh or outcome.ack.sequence != sequence:
+            raise RuntimeError(f"engine replay diverged at sequence {sequence}")
+        held.token = row.token
+    if held.core.sequence != head.sequence:
+        raise RuntimeError(f"engine journal ends at {held.core.sequence}, head says {head.sequence}")
+
+
+def execute(session: Session, command) -> Outcome:
+    """Apply one command in the caller's transaction, journaling it when it is fresh."""
+    held = _held_for(session)
+    head = _head(session, lock=True)
+    with held.lock:
+        _catch_up(session, held, head, writer=True)
+        outcome = held.core.apply(command)
+        if outcome.fresh:
+            _watch_transaction(session, held)
+            token = uuid.uuid4().hex
+            session.add(EngineCommand(sequence=outcome.ack.sequence, token=token,
+                                      payload=encode_command(outcome.ack.sequence, command)))
+            head.sequence = outcome.ack.sequence
+            head.token = token
+            held.token = token
+            session.flush()
+        return outcome
+
+
+def _watch_transaction(session: Session, held: _Held) -> None:
+    """Learn how the transaction that fed the core ends: a commit settles it, a rollback makes the core stale."""
+    held.in_flight = True
+    session.info["market_engine_fed"] = True
+    if session.info.get("market_engine_watched"):
+        return
+    session.info["market_engine_watched"] = True
+
+    def committed(ended: Session) -> None:
+        if ended.info.pop("market_engine_fed", False):
+            with held.lock:
+                held.in_flight = False
+
+    def rolled_back(ended: Session) -> None:
+        if ended.info.pop("market_engine_fed", False):
+            with held.lock:
+                held.stale = True
+
+    event.listen(session, "after_commit", committed)
+    event.listen(session, "after_rollback", rolled_back)
+
+
+def read_core(session: Session, reader):
+    """Run `reader(core)` on a core level with the committed journal, under the process lock."""
+    held = _held_for(session)
+    head = _head(session, lock=False)
+    with held.lock:
+        _catch_up(session, held, head, writer=False)
+        return reader(held.core)
+
+
+def snapshot(session: Session) -> EngineSnapshot:
+    """Store the core's canonical state so that later rebuilds replay only what follows."""
+    held = _held_for(session)
+    head = _head(session, lock=True)
+    with held.lock:
+        _catch_up(session, held, head, writer=True)
+        held.core.check_invariants()
+        existing = session.get(EngineSnapshot, held.core.sequence)
+        if existing is not None:
+            return existing
+        row = EngineSnapshot(sequence=held.core.sequence, token=held.token, state_hash=held.core.state_hash(),
+                             state=json.dumps(held.core.to_state(), sort_keys=True, ensure_ascii=False))
+        session.add(row)
+        session.flush()
+        return row

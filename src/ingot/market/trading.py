@@ -1,0 +1,551 @@
+"""Orders through the matching core, delivery-versus-payment settlement through the ledger, sessions, end of day.
+
+Each engine command and everything it causes commit in one transaction: the order rows, the trades, the settlement
+entries (buyer's cash to the seller less fees, fees to the centre, the receipts to the buyer) and the receipt
+splits. The ledger's invariants are asserted after every settlement batch, so a batch that would break them rolls
+back whole — the command with it — and the in-memory core rebuilds from what was committed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ingot.core.audit import record_change
+from ingot.core.auth import Principal
+from ingot.core.errors import NotFound
+from ingot.core.timeutil import utcnow
+from ingot.market import gateway, ledger
+from ingot.market.accounts import accessible_account
+from ingot.market.common import (
+    OPERATORS,
+    TRADERS,
+    MarketRejected,
+    day_bounds,
+    refuse,
+    require,
+    scope_of,
+    trading_day,
+)
+from ingot.market.engine import (
+    CLOSE,
+    LIMIT,
+    MESSAGES,
+    SELL,
+    AmendOrder,
+    CancelOrder,
+    NewOrder,
+    Rejection,
+    SessionControl,
+    SetSettlementPrice,
+    from_utc_micros,
+    utc_micros,
+)
+from ingot.market.engine.events import (
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    ReceiptSplit,
+    SessionChanged,
+    SettlementInstruction,
+    TradeExecuted,
+)
+from ingot.market.models import (
+    CashMovement,
+    DailyStatement,
+    Member,
+    Order,
+    Product,
+    Receipt,
+    SessionLog,
+    SettlementPrice,
+    Trade,
+    TradingAccount,
+)
+from ingot.market.products import get_product, previous_settlement_price, price_band, version_in_force
+from ingot.market.receipts import receipt_view, resting_status
+
+
+def _rejected(code: str, field: str, **params) -> MarketRejected:
+    zh, en = MESSAGES[code]
+    return MarketRejected(Rejection(code, zh.format(**params), en.format(**params), field))
+
+
+def order_view(session: Session, order: Order) -> dict:
+    account = session.get(TradingAccount, order.account_id)
+    product = session.get(Product, order.product_id)
+    return {
+        "order_id": order.id, "key": order.idempotency_key, "account": account.engine_id, "product": product.code,
+        "side": order.side, "order_type": order.order_type, "tif": order.tif, "price_fen": order.price_fen,
+        "lots": order.lots, "open_lots": order.open_lots, "filled_lots": order.filled_lots, "status": order.status,
+        "cancel_reason": order.cancel_reason, "receipts": order.receipt_numbers,
+        "created_at": order.created_at.isoformat(), "updated_at": order.updated_at.isoformat(),
+    }
+
+
+def trade_view(session: Session, trade: Trade, *, public: bool = False) -> dict:
+    product = session.get(Product, trade.product_id)
+    view = {"trade_id": trade.id, "product": product.code, "price_fen": trade.price_fen, "lots": trade.lots,
+            "aggressor": trade.aggressor, "at": trade.at.isoformat(), "trade_day": trade.trade_day.isoformat()}
+    if not public:
+        view.update({
+            "buyer": session.get(TradingAccount, trade.buyer_account_id).engine_id,
+            "seller": session.get(TradingAccount, trade.seller_account_id).engine_id,
+            "notional_fen": trade.notional_fen, "buyer_fee_fen": trade.buyer_fee_fen,
+            "seller_fee_fen": trade.seller_fee_fen, "delivered": trade.delivered,
+            "buy_order_id": trade.buy_order_id, "sell_order_id": trade.sell_order_id,
+        })
+    return view
+
+
+@dataclass
+class _Context:
+    """What the events of one command need to be persisted."""
+
+    actor: Principal
+    at: datetime
+    key: str = ""
+    receipt_numbers: tuple[str, ...] = ()
+    touched_receipts: set[str] = field(default_factory=set)
+    trades: dict[int, TradeExecuted] = field(default_factory=dict)
+    settled: int = 0
+
+
+def _account_by_engine_id(session: Session, engine_id: str) -> TradingAccount:
+    return session.scalar(select(TradingAccount).where(TradingAccount.engine_id == engine_id))
+
+
+def _product_by_code(session: Session, code: str) -> Product:
+    return session.scalar(select(Product).where(Product.code == code))
+
+
+def _persist_events(session: Session, events: list, context: _Context) -> None:
+    for event in events:
+        kind = type(event)
+        if kind is OrderAccepted:
+            account = _account_by_engine_id(session, event.member_id)
+            session.add(Order(
+                id=event.order_id, idempotency_key=context.key, account_id=account.id,
+                product_id=_product_by_code(session, event.product_id).id, side=event.side,
+                order_type=event.order_type, tif=event.tif, price_fen=event.price_fen, lots=event.lots,
+                open_lots=event.lots, filled_lots=0, status="resting", receipt_numbers=list(context.receipt_numbers),
+                placed_by=context.actor.user_id, created_at=context.at, updated_at=context.at))
+            session.flush()
+            context.touched_receipts.update(context.receipt_numbers)
+        elif kind is OrderCancelled:
+            order = session.get(Order, event.order_id)
+            order.status = "expired" if event.reason == "expired" else "cancelled"
+            order.cancel_reason, order.open_lots, order.updated_at = event.reason, 0, context.at
+            context.touched_receipts.update(order.receipt_numbers)
+        elif kind is OrderAmended:
+            # An amendment that crosses trades first: its fills arrive before this event, which carries the lots
+            # still open after them, so it has the last word on the order's quantities and state.
+            order = session.get(Order, event.order_id)
+            order.lots = order.filled_lots + event.lots
+            order.open_lots, order.price_fen, order.updated_at = event.lots, event.price_fen, context.at
+            order.status = "resting" if event.lots else "filled"
+        elif kind is TradeExecuted:
+            context.trades[event.trade_id] = event
+            for order_id in (event.buy_order_id, event.sell_order_id):
+                order = session.get(Order, order_id)
+                order.filled_lots += event.lots
+                order.open_lots -= event.lots
+                order.updated_at = context.at
+                if order.open_lots == 0:
+                    order.status = "filled"
+            context.touched_receipts.update(session.get(Order, event.sell_order_id).receipt_numbers)
+        elif kind is ReceiptSplit:
+            _split(session, event, context)
+        elif kind is SettlementInstruction:
+            _settle(session, event, context)
+        elif kind is SessionChanged:
+            session.add(SessionLog(product_id=_product_by_code(session, event.product_id).id, phase=event.phase,
+                                   at=context.at))
+    session.flush()
+    _sync_liens(session, context)
+    if context.settled:
+        ledger.check_invariants(session)
+
+
+def _split(session: Session, event: ReceiptSplit, context: _Context) -> None:
+    parent = session.scalar(select(Receipt).where(Receipt.number == event.parent_id))
+    before = receipt_view(session, parent)
+    for number, grams, lots in ((event.delivered_id, event.delivered_grams, event.delivered_lots),
+                                (event.remainder_id, event.remainder_grams, event.remainder_lots)):
+        child = Receipt(number=number, product_id=parent.product_id, warehouse_id=parent.warehouse_id,
+                        owner_account_id=parent.owner_account_id, grade=parent.grade, lot_no=parent.lot_no,
+                        brand=parent.brand, net_grams=grams, lots=lots, assay_certificate=parent.assay_certificate,
+                        assay=parent.assay, location=parent.location, status="registered", parent_id=parent.id,
+                        registered_at=context.at, updated_at=context.at)
+        session.add(child)
+        context.touched_receipts.add(number)
+    parent.status, parent.lien_kind, parent.lien_ref, parent.updated_at = "split", None, None, context.at
+    session.flush()
+    # The sell order now holds the remainder in place of the parent.
+    for order in session.scalars(select(Order).where(Order.status == "resting", Order.side == SELL)):
+        if event.parent_id in order.receipt_numbers:
+            order.receipt_numbers = [event.remainder_id if n == event.parent_id else n for n in order.receipt_numbers]
+    record_change(session, context.actor, "market_receipt", parent.id, "split", before,
+                  {**receipt_view(session, parent), "children": [event.delivered_id, event.remainder_id]})
+
+
+def _settle(session: Session, instruction: SettlementInstruction, context: _Context) -> None:
+    """Delivery versus payment for one trade, in one balanced ledger entry (money and metal together)."""
+    executed = context.trades[instruction.trade_id]
+    product = _product_by_code(session, instruction.product_id)
+    buyer = _account_by_engine_id(session, instruction.buyer_id)
+    seller = _account_by_engine_id(session, instruction.seller_id)
+    postings = [
+        (ledger.cash_of(session, buyer.id), -instruction.buyer_pays_fen),
+        (ledger.cash_of(session, seller.id), instruction.seller_receives_fen),
+        (ledger.ledger_account(session, ledger.CENTRE, ledger.CNY), instruction.centre_receives_fen),
+    ]
+    delivered = []
+    for delivery in instruction.receipts:
+        receipt = session.scalar(select(Receipt).where(Receipt.number == delivery.receipt_id))
+        if receipt.owner_account_id != seller.id or receipt.net_grams != delivery.weight_grams:
+            raise ledger.LedgerInvariantBroken(f"receipt {delivery.receipt_id} is not the seller's as the engine says")
+        postings.append((ledger.metal_of(session, seller.id, product.code), -delivery.weight_grams))
+        postings.append((ledger.metal_of(session, buyer.id, product.code), delivery.weight_grams))
+        before = receipt_view(session, receipt)
+        receipt.owner_account_id, receipt.status = buyer.id, "transferred"
+        receipt.lien_kind = receipt.lien_ref = None
+        receipt.updated_at = context.at
+        session.flush()
+        record_change(session, context.actor, "market_receipt", receipt.id, "transfer", before,
+                      receipt_view(session, receipt))
+        delivered.append({"receipt": delivery.receipt_id, "grams": delivery.weight_grams, "lots": delivery.lots})
+        context.touched_receipts.discard(delivery.receipt_id)
+    at = from_utc_micros(executed.at_us)
+    entry = ledger.post(session, "settlement", f"trade:{instruction.trade_id}", postings, at=at,
+                        memo=f"{product.code} {executed.lots} @ {executed.price_fen}")
+    session.add(Trade(
+        id=instruction.trade_id, product_id=product.id, trade_day=trading_day(at), price_fen=executed.price_fen,
+        lots=executed.lots, notional_fen=instruction.notional_fen, buyer_fee_fen=instruction.buyer_fee_fen,
+        seller_fee_fen=instruction.seller_fee_fen, buy_order_id=executed.buy_order_id,
+        sell_order_id=executed.sell_order_id, buyer_account_id=buyer.id, seller_account_id=seller.id,
+        aggressor=executed.aggressor, delivered=delivered, settlement_entry_id=entry.id, at=at))
+    session.flush()
+    record_change(session, context.actor, "market_trade", instruction.trade_id, "settle", None,
+                  {"product": product.code, "price_fen": executed.price_fen, "lots": executed.lots,
+                   "buyer": buyer.engine_id, "seller": seller.engine_id, "buyer_pays_fen": instruction.buyer_pays_fen,
+                   "seller_receives_fen": instruction.seller_receives_fen, "fees_fen": instruction.centre_receives_fen,
+                   "delivered": delivered, "ledger_entry": entry.id})
+    context.settled += 1
+
+
+def _sync_liens(session: Session, context: _Context) -> None:
+    """Mirror the core's order liens onto the receipts a command touched; pledges are this layer's own."""
+    numbers = sorted(context.touched_receipts)
+    if not numbers:
+        return
+
+    def liens(core):
+        return {n: (core.receipts[n].status, core.receipts[n].encumbered_by) for n in numbers if n in core.receipts}
+
+    engine_liens = gateway.read_core(session, liens)
+    for number in numbers:
+        receipt = session.scalar(select(Receipt).where(Receipt.number == number))
+        if receipt is None or number not in engine_liens or receipt.lien_kind == "pledge":
+            continue
+        status, order_id = engine_liens[number]
+        if status != "live":
+            continue
+        before = (receipt.status, receipt.lien_kind, receipt.lien_ref)
+        if order_id:
+            receipt.lien_kind, receipt.lien_ref, receipt.status = "order", str(order_id), "encumbered"
+        elif receipt.lien_kind == "order" or receipt.status == "encumbered":
+            receipt.lien_kind = receipt.lien_ref = None
+            receipt.status = resting_status(session, receipt)
+        after = (receipt.status, receipt.lien_kind, receipt.lien_ref)
+        if after != before:
+            receipt.updated_at = context.at
+            record_change(session, context.actor, "market_receipt", receipt.id, "lien",
+                          dict(zip(("status", "lien_kind", "lien_ref"), before)),
+                          dict(zip(("status", "lien_kind", "lien_ref"), after)))
+    session.flush()
+
+
+def _run(session: Session, command, context: _Context, *, order_id: int | None = None):
+    """Apply a command and persist what it caused. A resubmitted key returns the first result; a key already used
+    for a different command (another kind, or another order) is refused rather than answered with that result."""
+    outcome = gateway.execute(session, command)
+    if not outcome.ack.accepted:
+        raise MarketRejected(outcome.ack.rejection)
+    if outcome.fresh:
+        _persist_events(session, outcome.events, context)
+    elif order_id is not None and outcome.ack.order_id != order_id:
+        raise refuse("key_reused", f"幂等键 {command.key} 已用于其他指令", f"idempotency key {command.key} was used for another command",
+                     "key")
+    return outcome
+
+
+# ---------------------------------------------------------------- member orders
+
+
+def place_order(
+    session: Session,
+    actor: Principal,
+    *,
+    account: str,
+    product: str,
+    side: str,
+    lots: int,
+    price_fen: int,
+    key: str,
+    order_type: str = LIMIT,
+    tif: str = "DAY",
+    receipts: list[str] | tuple[str, ...] = (),
+    now: datetime | None = None,
+) -> Order:
+    """Feed one order to the core. A resubmission with the same key returns the first order, never a second."""
+    require(actor, TRADERS, "下单（交易中心不持有头寸）", "place orders (the centre takes no positions)")
+    trading_account = accessible_account(session, actor, account)
+    at = now or utcnow()
+    existing = session.scalar(select(Order).where(Order.account_id == trading_account.id,
+                                                  Order.idempotency_key == key))
+    if existing is not None:
+        return existing
+    code = product
+    product_row = session.scalar(select(Product).where(Product.code == code))
+    if product_row is None:
+        raise _rejected("unknown_product", "product", product=code)
+    version = version_in_force(session, product_row, trading_day(at))
+    if version is None:
+        raise refuse("product_not_in_force", f"品种 {code} 的交易规则尚未生效", f"product {code} has no rules in force yet",
+                     "product")
+    # The rules in force today, checked here because the core's own limits are opened wide (see products.py).
+    if type(lots) is int and lots > version.max_order_lots:
+        raise _rejected("quantity_above_maximum", "lots", lots=lots, maximum=version.max_order_lots)
+    if type(price_fen) is int and price_fen > 0:
+        if price_fen % version.tick_fen:
+            raise _rejected("off_tick_price", "price_fen", price=price_fen, tick=version.tick_fen)
+        low, high = price_band(previous_settlement_price(session, product_row, trading_day(at)), version)
+        if not low <= price_fen <= high:
+            raise _rejected("price_outside_band", "price_fen", price=price_fen, low=low, high=high)
+    numbers = tuple(receipts or ())
+    if side == SELL:
+        for number in numbers:
+            receipt = session.scalar(select(Receipt).where(Receipt.number == number))
+            if receipt is None:
+                raise _rejected("unknown_receipt", "receipt_ids", receipt=number)
+            if receipt.owner_account_id != trading_account.id:
+                raise _rejected("receipt_not_owned", "receipt_ids", receipt=number, member=account)
+            if receipt.lien_kind == "pledge":
+                raise refuse("receipt_pledged", f"仓单 {number} 已质押，不能卖出", f"receipt {number} is pledged and cannot be sold",
+                             "receipt_ids")
+    command = NewOrder(key, utc_micros(at), trading_account.engine_id, code, side, lots, price_fen, order_type, tif,
+                       numbers)
+    context = _Context(actor, at, key=key, receipt_numbers=numbers)
+    outcome = _run(session, command, context)
+    order = session.get(Order, outcome.ack.order_id)
+    if order is None or order.idempotency_key != key:
+        raise refuse("key_reused", f"幂等键 {key} 已用于其他指令", f"idempotency key {key} was used for another command", "key")
+    if outcome.fresh:
+        member = session.get(Member, trading_account.member_id)
+        record_change(session, actor, "market_order", order.id, "place", None, order_view(session, order),
+                      division_code=member.division_code)
+    return order
+
+
+def _own_order(session: Session, actor: Principal, order_id: int) -> Order:
+    require(actor, TRADERS, "撤单或改单", "cancel or amend orders")
+    order = session.get(Order, order_id)
+    if order is None or not scope_of(session, actor).sees_account(order.account_id):
+        raise NotFound(f"指令不存在：{order_id}", f"no such order: {order_id}", field="order_id")
+    return order
+
+
+def cancel_order(session: Session, actor: Principal, order_id: int, *, key: str, now: datetime | None = None) -> Order:
+    order = _own_order(session, actor, order_id)
+    account = session.get(TradingAccount, order.account_id)
+    at = now or utcnow()
+    before = order_view(session, order)
+    outcome = _run(session, CancelOrder(key, utc_micros(at), account.engine_id, order_id), _Context(actor, at, key=key),
+                   order_id=order_id)
+    if not outcome.fresh:
+        return order
+    record_change(session, actor, "market_order", order.id, "cancel", before, order_view(session, order))
+    return order
+
+
+def amend_order(session: Session, actor: Principal, order_id: int, *, lots: int, price_fen: int, key: str,
+                now: datetime | None = None) -> Order:
+    order = _own_order(session, actor, order_id)
+    account = session.get(TradingAccount, order.account_id)
+    product = session.get(Product, order.product_id)
+    at = now or utcnow()
+    version = version_in_force(session, product, trading_day(at))
+    if type(price_fen) is int and price_fen > 0 and version is not None:
+        if price_fen % version.tick_fen:
+            raise _rejected("off_tick_price", "price_fen", price=price_fen, tick=version.tick_fen)
+        low, high = price_band(previous_settlement_price(session, product, trading_day(at)), version)
+        if not low <= price_fen <= high:
+            raise _rejected("price_outside_band", "price_fen", price=price_fen, low=low, high=high)
+    before = order_view(session, order)
+    outcome = _run(session, AmendOrder(key, utc_micros(at), account.engine_id, order_id, lots, price_fen),
+                   _Context(actor, at, key=key), order_id=order_id)
+    if not outcome.fresh:
+        return order
+    record_change(session, actor, "market_order", order.id, "amend", before, order_view(session, order))
+    return order
+
+
+def list_orders(session: Session, actor: Principal, *, status: str | None = None, product: str | None = None,
+                limit: int = 200) -> list[Order]:
+    scope = scope_of(session, actor)
+    query = select(Order).order_by(Order.id.desc()).limit(limit)
+    if not scope.everything:
+        query = query.where(Order.account_id.in_(scope.account_ids))
+    if status:
+        query = query.where(Order.status == status)
+    if product:
+        query = query.where(Order.product_id == get_product(session, product).id)
+    return list(session.scalars(query))
+
+
+def list_trades(session: Session, actor: Principal, *, day: date | None = None, limit: int = 200) -> list[Trade]:
+    scope = scope_of(session, actor)
+    query = select(Trade).order_by(Trade.id.desc()).limit(limit)
+    if not scope.everything:
+        ids = scope.account_ids
+        query = query.where(Trade.buyer_account_id.in_(ids) | Trade.seller_account_id.in_(ids))
+    if day:
+        query = query.where(Trade.trade_day == day)
+    return list(session.scalars(query))
+
+
+# ---------------------------------------------------------------- the centre's operations
+
+
+def session_control(session: Session, actor: Principal, action: str, product: str | None = None,
+                    now: datetime | None = None) -> list[dict]:
+    """open_auction / uncross / continuous / close, for one product or all; an uncross settles its trades."""
+    require(actor, OPERATORS, "控制交易阶段", "control trading sessions")
+    at = now or utcnow()
+    products = [get_product(session, product)] if product else list(session.scalars(select(Product).order_by(Product.code)))
+    results = []
+    for row in products:
+        command = SessionControl(f"session:{row.code}:{action}:{utc_micros(at)}", utc_micros(at), row.code, action)
+        outcome = _run(session, command, _Context(actor, at))
+        results.append({"product": row.code, "action": action, "trades": list(outcome.ack.trade_ids)})
+    record_change(session, actor, "market_session", action, action, None, {"products": [r["product"] for r in results]})
+    return results
+
+
+def phases(session: Session) -> dict[str, str]:
+    return gateway.read_core(session, lambda core: {pid: p.phase for pid, p in core.products.items()})
+
+
+def settlement_price_of(trades: list[tuple[int, int]], previous_fen: int, tick_fen: int, min_lots: int) -> tuple[int, str]:
+    """The day's settlement price from (price, lots) in time order: the volume-weighted average rounded half-up to
+    the tick when at least `min_lots` traded, else the last trade's price, else the previous settlement price."""
+    volume = sum(lots for _, lots in trades)
+    if trades and volume >= min_lots:
+        notional = sum(price * lots for price, lots in trades)
+        ticks = (2 * notional + volume * tick_fen) // (2 * volume * tick_fen)
+        return ticks * tick_fen, "vwap"
+    if trades:
+        return trades[-1][0], "last"
+    return previous_fen, "previous"
+
+
+def end_of_day(session: Session, actor: Principal, day: date | None = None, now: datetime | None = None) -> dict:
+    """Close every open session (DAY orders expire), fix each product's settlement price, write the statements,
+    assert the ledger's and the core's invariants, and snapshot the core."""
+    require(actor, OPERATORS, "执行日终", "run the end of day")
+    at = now or utcnow()
+    day = day or trading_day(at)
+    for code, phase in sorted(phases(session).items()):
+        if phase != "closed":
+            session_control(session, actor, CLOSE, code, now=at)
+    prices = {}
+    for product in session.scalars(select(Product).order_by(Product.code)):
+        if session.scalar(select(SettlementPrice.id).where(SettlementPrice.product_id == product.id,
+                                                           SettlementPrice.day == day)) is not None:
+            continue
+        version = version_in_force(session, product, day)
+        if version is None:
+            continue
+        rows = session.execute(select(Trade.price_fen, Trade.lots).where(Trade.product_id == product.id,
+                                                                          Trade.trade_day == day).order_by(Trade.id)).all()
+        previous = previous_settlement_price(session, product, day)
+        price, method = settlement_price_of([(int(p), int(q)) for p, q in rows], previous, version.tick_fen,
+                                            version.settlement_min_lots)
+        session.add(SettlementPrice(product_id=product.id, day=day, price_fen=price, method=method,
+                                    volume_lots=sum(int(q) for _, q in rows)))
+        _run(session, SetSettlementPrice(f"settle:{product.code}:{day.isoformat()}", utc_micros(at), product.code, price),
+             _Context(actor, at))
+        prices[product.code] = {"price_fen": price, "method": method}
+    statements = write_statements(session, day)
+    ledger.check_invariants(session)
+    gateway.read_core(session, lambda core: core.check_invariants())
+    gateway.snapshot(session)
+    record_change(session, actor, "market_end_of_day", day.isoformat(), "run", None,
+                  {"prices": prices, "statements": statements})
+    return {"day": day.isoformat(), "settlement_prices": prices, "statements": statements}
+
+
+def write_statements(session: Session, day: date) -> int:
+    start, end = day_bounds(day)
+    count = 0
+    for account in session.scalars(select(TradingAccount).order_by(TradingAccount.id)):
+        if session.scalar(select(DailyStatement.id).where(DailyStatement.account_id == account.id,
+                                                          DailyStatement.day == day)) is not None:
+            continue
+        cash = ledger.cash_of(session, account.id)
+
+        def total(kind: str) -> int:
+            return int(session.scalar(select(func.coalesce(func.sum(CashMovement.amount_fen), 0)).where(
+                CashMovement.account_id == account.id, CashMovement.kind == kind,
+                CashMovement.at >= start, CashMovement.at < end)) or 0)
+
+        trades = list(session.scalars(select(Trade).where(
+            Trade.trade_day == day, (Trade.buyer_account_id == account.id) | (Trade.seller_account_id == account.id))
+            .order_by(Trade.id)))
+        bought = sum(t.notional_fen for t in trades if t.buyer_account_id == account.id)
+        sold = sum(t.notional_fen for t in trades if t.seller_account_id == account.id)
+        fees = sum(t.buyer_fee_fen for t in trades if t.buyer_account_id == account.id) + sum(
+            t.seller_fee_fen for t in trades if t.seller_account_id == account.id)
+        metal = {}
+        for code, grams in session.execute(
+            select(Product.code, func.sum(Receipt.net_grams)).join(Product, Product.id == Receipt.product_id)
+            .where(Receipt.owner_account_id == account.id, Receipt.status.in_(ledger.LIVE_RECEIPT_STATES))
+            .group_by(Product.code)
+        ):
+            metal[code] = int(grams)
+        session.add(DailyStatement(
+            account_id=account.id, day=day, opening_fen=ledger.balance_at(session, cash, start),
+            deposits_fen=total("deposit"), withdrawals_fen=total("withdrawal"), bought_fen=bought, sold_fen=sold,
+            fees_fen=fees, closing_fen=ledger.balance_at(session, cash, end), metal=metal,
+            trades=[{"trade_id": t.id, "side": "B" if t.buyer_account_id == account.id else "S",
+                     "product": session.get(Product, t.product_id).code, "price_fen": t.price_fen, "lots": t.lots}
+                    for t in trades]))
+        count += 1
+    session.flush()
+    return count
+
+
+def statements_for(session: Session, actor: Principal, *, account: str | None = None,
+                   day: date | None = None) -> list[DailyStatement]:
+    scope = scope_of(session, actor)
+    query = select(DailyStatement).order_by(DailyStatement.day.desc(), DailyStatement.account_id)
+    if account:
+        query = query.where(DailyStatement.account_id == accessible_account(session, actor, account).id)
+    elif not scope.everything:
+        query = query.where(DailyStatement.account_id.in_(scope.account_ids))
+    if day:
+        query = query.where(DailyStatement.day == day)
+    return list(session.scalars(query))
+
+
+def statement_view(session: Session, statement: DailyStatement) -> dict:
+    account = session.get(TradingAccount, statement.account_id)
+    return {"account": account.engine_id, "day": statement.day.isoformat(), "opening_fen": statement.opening_fen,
+            "deposits_fen": statement.deposits_fen, "withdrawals_fen": statement.withdrawals_fen,
+            "bought_fen": statement.bought_fen, "sold_fen": statement.sold_fen, "fees_fen": statement.fees_fen,
+            "closing_fen": statement.closing_fen, "metal_grams": statement.metal, "trades": statement.trades}
+
+

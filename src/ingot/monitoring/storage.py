@@ -1,0 +1,524 @@
+"""Storage for the receiver: a batched packet sink, a device directory backed by the points table, and retention.
+
+The sink takes plain `IngestRecord`s (built from decoded packets by `ingot.monitoring.ingest`), queues them, and
+writes each batch in one transaction: raw packets, measurements, points' last-packet times, and exceedance alarms
+of the hourly values in the batch. On PostgreSQL measurements and packets go in with COPY; elsewhere with one
+executemany per table (SQLite runs in WAL mode, see ingot.core.db).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from contextlib import asynccontextmanager
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import AsyncIterator, Iterable, Sequence
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from ingot.core.audit import record_change
+from ingot.core.auth import SYSTEM, Principal
+from ingot.core.db import get_engine, session_factory
+from ingot.core.errors import InvalidInput
+from ingot.core.timeutil import utcnow
+from ingot.monitoring.alarms import HourlyValue, LimitValue, exceedances, open_alarms
+from ingot.monitoring.models import Measurement, MonitoringPoint, PermitLimit, RawPacket
+
+log = logging.getLogger(__name__)
+
+VALUE_FIELDS = ("rtd", "avg", "min", "max", "zs_rtd", "zs_avg", "zs_min", "zs_max", "cou")
+MEASUREMENT_COLUMNS = ("point_id", "pollutant", "kind", "data_time", *VALUE_FIELDS, "flag", "received_at")
+_VALUE_INDEX = {name: index for index, name in enumerate(VALUE_FIELDS)}
+PACKET_COLUMNS = ("received_at", "point_id", "mn", "peer", "text", "accepted", "reason_code", "reason")
+
+
+# --- device passwords -----------------------------------------------------------------------------------------
+
+
+def new_password_secret(password: str) -> tuple[str, str]:
+    """(salt, digest) for a device password; HJ 212 sends PW in clear text, so only a digest is kept."""
+    salt = secrets.token_hex(16)
+    return salt, password_digest(salt, password)
+
+
+def password_digest(salt: str, password: str) -> str:
+    return hashlib.sha256((salt + password).encode("utf-8")).hexdigest()
+
+
+# --- records the sink writes ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reading:
+    pollutant: str
+    values: dict[str, Decimal]  # keys among VALUE_FIELDS
+    flag: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestRecord:
+    """One packet as received: always archived; its readings stored when it was accepted from a known point."""
+
+    received_at: datetime
+    text: str
+    accepted: bool
+    peer: str = ""
+    mn: str | None = None
+    point_id: int | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+    kind: str | None = None  # rtd | minute | hour | day for data uploads
+    data_time: datetime | None = None
+    readings: tuple[Reading, ...] = ()
+
+
+# --- device directory -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceEntry:
+    point_id: int
+    mn: str
+    password_salt: str
+    password_digest: str
+    active: bool
+
+    def password_matches(self, password: str | None) -> bool:
+        if password is None:
+            return False
+        return hmac.compare_digest(password_digest(self.password_salt, password), self.password_digest)
+
+
+class DbDeviceDirectory:
+    """MN → point lookup for the receiver, from the points table, cached and refreshed every `refresh_seconds`.
+
+    A miss reloads at most once per `refresh_seconds` so a flood of unknown MNs cannot hammer the database.
+    """
+
+    def __init__(self, url: str | None = None, refresh_seconds: float = 30.0):
+        self._url = url
+        self._refresh_seconds = refresh_seconds
+        self._entries: dict[str, DeviceEntry] = {}
+        self._loaded_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    def _load(self) -> dict[str, DeviceEntry]:
+        with session_factory(self._url)() as session:
+            rows = session.execute(
+                select(MonitoringPoint.id, MonitoringPoint.mn, MonitoringPoint.password_salt,
+                       MonitoringPoint.password_digest, MonitoringPoint.active)
+            )
+            return {row.mn: DeviceEntry(row.id, row.mn, row.password_salt, row.password_digest, row.active) for row in rows}
+
+    async def refresh(self) -> None:
+        async with self._lock:
+            self._entries = await asyncio.to_thread(self._load)
+            self._loaded_at = time.monotonic()
+
+    async def lookup(self, mn: str) -> DeviceEntry | None:
+        entry = self._entries.get(mn)
+        if entry is None and time.monotonic() - self._loaded_at >= self._refresh_seconds:
+            await self.refresh()
+            entry = self._entries.get(mn)
+        return entry if entry is not None and entry.active else None
+
+    async def authenticate(self, mn: str, password: str | None) -> int | None:
+        """The point id when the MN is a known active point and the password matches, else None."""
+        entry = await self.lookup(mn)
+        if entry is None or not entry.password_matches(password):
+            return None
+        return entry.point_id
+
+
+# --- writing --------------------------------------------------------------------------------------------------
+
+
+def _measurement_rows(records: Iterable[IngestRecord]) -> list[dict]:
+    rows = []
+    for record in records:
+        if not (record.accepted and record.point_id is not None and record.kind and record.data_time):
+            continue
+        for reading in record.readings:
+            row = {name: reading.values.get(name) for name in VALUE_FIELDS}
+            row.update(point_id=record.point_id, pollutant=reading.pollutant, kind=record.kind,
+                       data_time=record.data_time, flag=reading.flag, received_at=record.received_at)
+            rows.append(row)
+    return rows
+
+
+def _packet_rows(records: Iterable[IngestRecord]) -> list[dict]:
+    return [
+        {
+            "received_at": record.received_at,
+            "point_id": record.point_id,
+            "mn": (record.mn or None) and record.mn[:32],
+            "peer": record.peer[:64],
+            "text": record.text,
+            "accepted": record.accepted,
+            "reason_code": record.reason_code and record.reason_code[:48],
+            "reason": record.reason and record.reason[:512],
+        }
+        for record in records
+    ]
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value) -> str:
+    """One field in PostgreSQL's COPY text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES).replace("\x00", "")
+    return str(value)
+
+
+def _copy(session: Session, table: str, columns: Sequence[str], lines: list[str]) -> None:
+    """COPY pre-formatted lines through psycopg 3 on the session's own connection (same transaction)."""
+    if not lines:
+        return
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cursor:
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            copy.write("\n".join(lines) + "\n")
+
+
+def _copy_batch(session: Session, records: Sequence[IngestRecord]) -> tuple[int, int]:
+    # Formatting the COPY text here, once per record for the shared fields, is several times faster than handing
+    # psycopg one tuple per row; this is the hot path of the PostgreSQL ingest.
+    packet_lines, measurement_lines = [], []
+    for record in records:
+        received = record.received_at.isoformat()
+        packet_lines.append("\t".join((
+            received, _copy_text(record.point_id), _copy_text(record.mn and record.mn[:32]), _copy_text(record.peer[:64]),
+            _copy_text(record.text), "t" if record.accepted else "f",
+            _copy_text(record.reason_code and record.reason_code[:48]), _copy_text(record.reason and record.reason[:512]),
+        )))
+        if not (record.accepted and record.point_id is not None and record.kind and record.data_time):
+            continue
+        head = f"{record.point_id}\t"
+        tail = f"\t{record.kind}\t{record.data_time.isoformat()}\t"
+        for reading in record.readings:
+            fields = ["\\N"] * len(VALUE_FIELDS)
+            for name, value in reading.values.items():
+                if value is not None:
+                    fields[_VALUE_INDEX[name]] = str(value)
+            measurement_lines.append(
+                head + _copy_text(reading.pollutant) + tail + "\t".join(fields)
+                + "\t" + _copy_text(reading.flag) + "\t" + received
+            )
+    _copy(session, RawPacket.__tablename__, PACKET_COLUMNS, packet_lines)
+    _copy(session, Measurement.__tablename__, MEASUREMENT_COLUMNS, measurement_lines)
+    return len(packet_lines), len(measurement_lines)
+
+
+def _sqlite_time(moment: datetime) -> str:
+    # The exact text SQLAlchemy's SQLite DATETIME stores (UTC, naive, microseconds), so queries compare alike.
+    moment = moment.astimezone(timezone.utc)
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond:06d}"
+
+
+def _sqlite_number(value: Decimal | None) -> float | None:
+    # SQLite has no decimal type; SQLAlchemy binds Numeric as REAL there too, and reads it back at the column's
+    # scale (see ingot.core.db). PostgreSQL keeps the exact decimal.
+    return None if value is None else float(value)
+
+
+def _sqlite_batch(session: Session, records: Sequence[IngestRecord]) -> tuple[int, int]:
+    """One executemany per table on the DB-API cursor, values converted as SQLAlchemy would convert them."""
+    packets, measurements = [], []
+    for record in records:
+        received = _sqlite_time(record.received_at)
+        packets.append((received, record.point_id, record.mn and record.mn[:32], record.peer[:64], record.text,
+                        1 if record.accepted else 0, record.reason_code and record.reason_code[:48],
+                        record.reason and record.reason[:512]))
+        if not (record.accepted and record.point_id is not None and record.kind and record.data_time):
+            continue
+        data_time = _sqlite_time(record.data_time)
+        for reading in record.readings:
+            values = reading.values
+            measurements.append((record.point_id, reading.pollutant, record.kind, data_time,
+                                 *(_sqlite_number(values.get(name)) for name in VALUE_FIELDS), reading.flag, received))
+    connection = session.connection()
+    for table, columns, rows in ((RawPacket.__tablename__, PACKET_COLUMNS, packets),
+                                 (Measurement.__tablename__, MEASUREMENT_COLUMNS, measurements)):
+        if rows:
+            connection.exec_driver_sql(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows)
+    return len(packets), len(measurements)
+
+
+_TOUCH_POINT = (
+    update(MonitoringPoint.__table__)
+    .where(MonitoringPoint.__table__.c.id == bindparam("point"))
+    .where((MonitoringPoint.__table__.c.last_packet_at.is_(None)) | (MonitoringPoint.__table__.c.last_packet_at < bindparam("seen")))
+    .values(last_packet_at=bindparam("seen"))
+)
+
+
+def write_batch(session: Session, records: Sequence[IngestRecord], actor: Principal = SYSTEM) -> dict[str, int]:
+    """Write one batch in the session's transaction; returns counts of what was written."""
+    if session.get_bind().dialect.name == "postgresql":
+        packet_count, measurement_count = _copy_batch(session, records)
+    elif session.get_bind().dialect.name == "sqlite":
+        packet_count, measurement_count = _sqlite_batch(session, records)
+    else:
+        packets = _packet_rows(records)
+        measurements = _measurement_rows(records)
+        if packets:
+            session.execute(insert(RawPacket), packets)
+        if measurements:
+            session.execute(insert(Measurement), measurements)
+        packet_count, measurement_count = len(packets), len(measurements)
+
+    last_seen: dict[int, datetime] = {}
+    for record in records:
+        if record.accepted and record.point_id is not None:
+            previous = last_seen.get(record.point_id)
+            if previous is None or record.received_at > previous:
+                last_seen[record.point_id] = record.received_at
+    if last_seen:
+        session.execute(_TOUCH_POINT, [{"point": point, "seen": seen} for point, seen in last_seen.items()])
+
+    hourly = _measurement_rows(record for record in records if record.kind == "hour")
+    alarms = open_alarms(session, _hourly_exceedances(session, hourly), actor)
+    return {"packets": packet_count, "measurements": measurement_count, "alarms": len(alarms)}
+
+
+def _hourly_exceedances(session: Session, measurements: list[dict]):
+    hourly = [row for row in measurements if row["kind"] == "hour"]
+    if not hourly:
+        return []
+    point_ids = {row["point_id"] for row in hourly}
+    limits: dict[int, dict[str, LimitValue]] = {}
+    for limit in session.scalars(select(PermitLimit).where(PermitLimit.point_id.in_(point_ids))):
+        limits.setdefault(limit.point_id, {})[limit.pollutant] = LimitValue(limit.value, limit.unit)
+    candidates = []
+    for point_id in point_ids:
+        if point_id not in limits:
+            continue
+        values = [
+            HourlyValue(row["pollutant"], row["data_time"], row["avg"], row["zs_avg"], row["flag"])
+            for row in hourly if row["point_id"] == point_id
+        ]
+        candidates.extend(exceedances(point_id, values, limits[point_id]))
+    return candidates
+
+
+@dataclass
+class SinkStats:
+    batches: int = 0
+    packets: int = 0
+    measurements: int = 0
+    alarms: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    batch_seconds: list[float] = field(default_factory=list)
+
+
+class DbPacketSink:
+    """Async, batched: `put` queues a record; a background task writes batches of up to `batch_size` records,
+    waiting at most `max_delay` seconds to fill one. `close()` drains the queue.
+
+    The queue is bounded, so a database slower than the devices makes `put` wait (back-pressure on the
+    connection that produced the packet) instead of growing memory without limit.
+    """
+
+    def __init__(self, url: str | None = None, *, batch_size: int = 2000, max_delay: float = 0.2,
+                 max_queued: int = 100_000, to_record=None):
+        self._url = url
+        # Converts whatever the receiver hands over (a decoded packet) into an IngestRecord; identity by default.
+        self._to_record = to_record
+        self._engine: Engine | None = None
+        self.batch_size = batch_size
+        self.max_delay = max_delay
+        self._queue: asyncio.Queue[IngestRecord] = asyncio.Queue(maxsize=max_queued)
+        self._task: asyncio.Task | None = None
+        self.stats = SinkStats()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._engine = get_engine(self._url)
+            self._task = asyncio.create_task(self._run(), name="ingot-monitoring-sink")
+
+    async def put(self, record) -> None:
+        if self._task is None:
+            await self.start()
+        await self._queue.put(record if self._to_record is None else self._to_record(record))
+
+    async def put_many(self, records: Iterable[IngestRecord]) -> None:
+        for record in records:
+            await self.put(record)
+
+    async def _next_batch(self) -> list[IngestRecord]:
+        batch = [await self._queue.get()]
+        deadline = asyncio.get_running_loop().time() + self.max_delay
+        while len(batch) < self.batch_size:
+            try:
+                batch.append(self._queue.get_nowait())
+                continue
+            except asyncio.QueueEmpty:
+                pass
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except asyncio.TimeoutError:
+                break
+        return batch
+
+    def _write(self, batch: list[IngestRecord]) -> dict[str, int]:
+        started = time.perf_counter()
+        session = Session(bind=self._engine, expire_on_commit=False)
+        try:
+            counts = write_batch(session, batch)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+        self.stats.batch_seconds.append(time.perf_counter() - started)
+        return counts
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._next_batch()
+            try:
+                counts = await asyncio.to_thread(self._write, batch)
+            except Exception as error:  # noqa: BLE001 - one bad batch must not stop ingest; it is logged and counted
+                self.stats.failures += 1
+                self.stats.last_error = repr(error)
+                log.exception("monitoring sink: batch of %d records failed", len(batch))
+            else:
+                self.stats.batches += 1
+                self.stats.packets += counts["packets"]
+                self.stats.measurements += counts["measurements"]
+                self.stats.alarms += counts["alarms"]
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def flush(self) -> None:
+        """Wait until every queued record is written."""
+        if self._task is not None:
+            await self._queue.join()
+
+    async def close(self) -> None:
+        await self.flush()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+
+# --- retention ------------------------------------------------------------------------------------------------
+
+
+def apply_retention(session: Session, days: int, *, now: datetime | None = None,
+                    actor: Principal = SYSTEM) -> dict[str, int]:
+    """Delete measurements whose data time, and raw packets whose receipt time, is older than `days` days."""
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise InvalidInput("保留天数须为不小于 1 的整数", "retention days must be an integer of at least 1",
+                           field="days", code="retention_days_invalid")
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    measurements = session.execute(delete(Measurement).where(Measurement.data_time < cutoff)).rowcount
+    packets = session.execute(delete(RawPacket).where(RawPacket.received_at < cutoff)).rowcount
+    counts = {"measurements": measurements, "packets": packets}
+    record_change(session, actor, "monitoring_retention", cutoff.date().isoformat(), "delete", None,
+                  {"days": days, "cutoff": cutoff, **counts})
+    return counts
+
+
+# --- receiver wiring ------------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def ingest_pipeline(url: str | None, host: str, port: int, *, batch_size: int = 2000,
+                          max_delay: float = 0.2) -> AsyncIterator[tuple[object, DbPacketSink, int]]:
+    """The HJ 212 receiver bound to (host, port) with the DB device directory and the batched DB sink.
+
+    Yields (server, sink, bound port); on exit the server stops and every queued record is written.
+    """
+    directory = DbDeviceDirectory(url)
+    await directory.refresh()
+    sink = DbPacketSink(url, batch_size=batch_size, max_delay=max_delay, to_record=record_from_received)
+    await sink.start()
+    server, bound_port = await _open_receiver(directory, sink, host, port)
+    try:
+        yield server, sink, bound_port
+    finally:
+        await server.stop()
+        await sink.close()
+
+
+async def _open_receiver(directory: DbDeviceDirectory, sink: DbPacketSink, host: str, port: int) -> tuple[object, int]:
+    """Start the HJ 212 receiver core (ingot.monitoring.receiver) with our directory and sink."""
+    try:
+        from ingot.monitoring.receiver import ReceiverServer
+    except ImportError as missing:
+        raise RuntimeError("the HJ 212 receiver (ingot.monitoring.receiver) is not part of this build") from missing
+    server = ReceiverServer(directory, sink)
+    await server.start(host, port)
+    return server, server.port
+
+
+# --- from the codec's decoded packets -------------------------------------------------------------------------
+
+# HJ 212-2017 table 7 (command codes) → the kind of value a data upload carries.
+CN_KIND = {"2011": "rtd", "2051": "minute", "2061": "hour", "2031": "day"}
+# 6.6.3 value suffixes → measurement columns.
+SUFFIX_FIELD = {"Rtd": "rtd", "Avg": "avg", "Min": "min", "Max": "max", "ZsRtd": "zs_rtd", "ZsAvg": "zs_avg",
+                "ZsMin": "zs_min", "ZsMax": "zs_max", "Cou": "cou"}
+
+
+def record_from_packet(packet, *, received_at: datetime, text: str, peer: str = "",
+                       point_id: int | None = None) -> IngestRecord:
+    """An accepted packet (ingot.monitoring.hj212.Packet) as the record the sink stores.
+
+    Only data uploads (2011/2051/2061/2031) carry readings; every other command is archived as text only.
+    """
+    kind = CN_KIND.get(packet.cn)
+    readings: tuple[Reading, ...] = ()
+    if kind is not None and packet.data_time is not None:
+        readings = tuple(
+            Reading(entry.code, {SUFFIX_FIELD[suffix]: value for suffix, value in entry.values.items() if suffix in SUFFIX_FIELD},
+                    entry.flag)
+            for entry in packet.pollutants.values()
+            if any(suffix in SUFFIX_FIELD for suffix in entry.values)
+        )
+    data_time = packet.data_time.astimezone(timezone.utc) if readings else None
+    return IngestRecord(received_at=received_at, text=text, accepted=True, peer=peer, mn=packet.mn, point_id=point_id,
+                        kind=kind if readings else None, data_time=data_time, readings=readings)
+
+
+def rejected_record(*, received_at: datetime, text: str, reason_code: str, reason: str, peer: str = "",
+                    mn: str | None = None, point_id: int | None = None) -> IngestRecord:
+    return IngestRecord(received_at=received_at, text=text, accepted=False, peer=peer, mn=mn, point_id=point_id,
+                        reason_code=reason_code, reason=reason)
+
+
+def record_from_received(received) -> IngestRecord:
+    """The receiver's ReceivedPacket (ingot.monitoring.receiver) as a sink record; `device` is our point id."""
+    if received.accepted and received.packet is not None:
+        return record_from_packet(received.packet, received_at=received.received_at, text=received.text,
+                                  peer=received.peer, point_id=received.device)
+    return rejected_record(received_at=received.received_at, text=received.text, peer=received.peer,
+                           reason_code=received.reason_code or "rejected", reason=received.reason or "",
+                           mn=received.mn)

@@ -1,0 +1,121 @@
+"""Storage round trip: the batched sink writes packets, measurements, last-packet times and exceedance alarms."""
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from ingot.core.audit import AuditEntry
+from ingot.core.errors import InvalidInput
+from ingot.monitoring.models import Alarm, Measurement, MonitoringPoint, RawPacket
+from ingot.monitoring.storage import DbDeviceDirectory, DbPacketSink, IngestRecord, Reading, apply_retention, write_batch
+
+from .world import T0, build_world
+
+
+def _hour_record(point_id, hour, zs_avg, avg="300"):
+    return IngestRecord(received_at=hour + timedelta(minutes=1), text=f"packet {hour.isoformat()}", accepted=True,
+                        peer="127.0.0.1:5000", mn="888888800000000000000001", point_id=point_id, kind="hour", data_time=hour,
+                        readings=(Reading("a21026", {"avg": Decimal(avg), "zs_avg": Decimal(zs_avg),
+                                                     "min": Decimal("1.5"), "max": Decimal("999.123456")}, "N"),))
+
+
+def test_write_batch_round_trip(session):
+    world = build_world(session)
+    point_id = world.points["kunming"]["id"]
+    records = [
+        _hour_record(point_id, T0, "350"),
+        _hour_record(point_id, T0 + timedelta(hours=1), "450.5"),
+        IngestRecord(received_at=T0, text="##garbage", accepted=False, peer="10.0.0.9:1", reason_code="crc_mismatch",
+                     reason="CRC 0000 != ABCD"),
+    ]
+    counts = write_batch(session, records)
+    session.commit()
+    assert counts == {"packets": 3, "measurements": 2, "alarms": 1}
+    rows = session.scalars(select(Measurement).order_by(Measurement.data_time)).all()
+    assert [(r.kind, r.data_time, r.zs_avg, r.max) for r in rows] == [
+        ("hour", T0, Decimal("350"), Decimal("999.123456")),
+        ("hour", T0 + timedelta(hours=1), Decimal("450.5"), Decimal("999.123456")),
+    ]
+    rejected = session.scalar(select(RawPacket).where(RawPacket.accepted.is_(False)))
+    assert rejected.reason_code == "crc_mismatch" and rejected.point_id is None
+    assert session.get(MonitoringPoint, point_id).last_packet_at == T0 + timedelta(hours=1, minutes=1)
+    alarm = session.scalar(select(Alarm))
+    assert (alarm.kind, alarm.value, alarm.limit_value, alarm.state) == ("exceedance", Decimal("450.5"), Decimal("400"), "open")
+    assert session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.entity == "monitoring_alarm")) == 1
+
+
+def test_resent_hour_does_not_open_a_second_alarm(session):
+    world = build_world(session)
+    point_id = world.points["kunming"]["id"]
+    write_batch(session, [_hour_record(point_id, T0, "500")])
+    write_batch(session, [_hour_record(point_id, T0, "500")])
+    session.commit()
+    assert session.scalar(select(func.count()).select_from(Alarm)) == 1
+
+
+def test_async_sink_and_directory(session, db_url):
+    world = build_world(session)
+    session.commit()
+    point_id = world.points["honghe"]["id"]
+
+    async def scenario():
+        directory = DbDeviceDirectory(db_url)
+        assert await directory.authenticate("888888800000000000000002", "123456") == point_id
+        assert await directory.authenticate("888888800000000000000002", "654321") is None
+        assert await directory.authenticate("99999999999999", "123456") is None
+        sink = DbPacketSink(db_url, batch_size=7, max_delay=0.01)
+        await sink.start()
+        for i in range(30):
+            await sink.put(_hour_record(point_id, T0 + timedelta(hours=i), "100"))
+        await sink.close()
+        return sink.stats
+
+    stats = asyncio.run(scenario())
+    assert stats.packets == 30 and stats.measurements == 30 and stats.failures == 0 and stats.batches >= 5
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(Measurement).where(Measurement.point_id == point_id)) == 30
+
+
+def test_retention_deletes_old_rows_only(session):
+    world = build_world(session)
+    point_id = world.points["kunming"]["id"]
+    write_batch(session, [_hour_record(point_id, T0, "1"), _hour_record(point_id, T0 + timedelta(days=10), "1")])
+    counts = apply_retention(session, 5, now=T0 + timedelta(days=11))
+    session.commit()
+    assert counts == {"measurements": 1, "packets": 1}
+    assert session.scalar(select(func.count()).select_from(Measurement)) == 1
+    assert session.scalar(select(AuditEntry).where(AuditEntry.entity == "monitoring_retention")).after["measurements"] == 1
+    with pytest.raises(InvalidInput) as error:
+        apply_retention(session, 0)
+    assert error.value.code == "retention_days_invalid"
+
+
+def test_archived_text_survives_every_awkward_character(session):
+    build_world(session)
+    awkward = "##0010a\tb\nc\\d\r\\N é 二氧化硫 \\x00"
+    write_batch(session, [IngestRecord(received_at=T0, text=awkward, accepted=False, reason_code="framing", reason="r\tr")])
+    session.commit()
+    stored = session.scalar(select(RawPacket))
+    assert (stored.text, stored.reason, stored.point_id) == (awkward, "r\tr", None)
+
+
+def test_record_from_decoded_packet():
+    hj212 = pytest.importorskip("ingot.monitoring.hj212", reason="the HJ 212 codec is not part of this build")
+    from ingot.monitoring.storage import record_from_packet
+
+    segment = ("QN=20261101100000000;ST=31;CN=2061;PW=123456;MN=888888800000000000000001;Flag=5;"
+               "CP=&&DataTime=20261101100000;a21026-Avg=380.5,a21026-ZsAvg=455.5,a21026-Max=600,a21026-Flag=N;"
+               "a34013-Avg=12,a34013-Flag=D&&")
+    packet = hj212.decode(hj212.frame(segment))
+    record = record_from_packet(packet, received_at=T0, text=segment, peer="p", point_id=7)
+    assert (record.kind, record.data_time, record.point_id) == ("hour", T0 + timedelta(hours=2), 7)  # 10:00 Beijing
+    assert record.readings[0] == Reading("a21026", {"avg": Decimal("380.5"), "zs_avg": Decimal("455.5"),
+                                                    "max": Decimal("600")}, "N")
+    assert record.readings[1].flag == "D"
+    answer_only = hj212.decode(hj212.frame("QN=20261101100000000;ST=91;CN=9011;PW=123456;MN=888888800000000000000001;"
+                                           "Flag=4;CP=&&QnRtn=1&&"))
+    assert record_from_packet(answer_only, received_at=T0, text="x").readings == ()
