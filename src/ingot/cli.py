@@ -119,22 +119,53 @@ def demo(
     serve_after: bool = typer.Option(True, "--serve/--no-serve", help="加载后启动服务 / serve after loading"),
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(8000),
+    live: bool = typer.Option(True, "--live/--no-live", help="同时启动 HJ 212 接收端和模拟设备 / also run the HJ 212 receiver and a simulated fleet"),
+    monitor_port: int = typer.Option(9212, help="HJ 212 接收端口 / HJ 212 receiver port"),
+    devices: int = typer.Option(0, min=0, help="模拟设备数，0 为每个演示监测点一台 / simulated CEMS devices, 0 for one per demo point"),
 ) -> None:
-    """迁移数据库、加载演示区域并启动 / migrate, load the demo region, and serve."""
+    """迁移数据库、加载演示区域（登记、在线监测、交易中心）并启动 / migrate, load the demo region and serve.
+
+    The demo region is the registry's fictional industry, a stack monitoring point with demo limits at every smelter
+    site, and the trading centre with its members, warehouses, receipts and a first day of trades. Every loader is
+    idempotent, so running the command again only serves what is there.
+    """
     from ingot.core.db import unit_of_work
     from ingot.core.migrate import upgrade
+    from ingot.market.demo import load_market_demo
+    from ingot.monitoring.demo import load_monitoring_demo
     from ingot.registry.demo import load_demo
 
     upgrade()
     with unit_of_work() as session:
         logins = load_demo(session)
+        points = load_monitoring_demo(session)
+        logins += load_market_demo(session)
     table = Table("用户名 username", "密码 password", "角色 role", "范围 scope", title="演示账号 / demo logins")
     for login in logins:
         table.add_row(*(str(part) for part in login))
     console.print(table)
-    if serve_after:
-        console.print(f"Web 界面 / web UI: http://{host}:{port}/   API: http://{host}:{port}/docs")
+    console.print(f"在线监测点 / monitoring points: {len(points)}")
+    if not serve_after:
+        return
+    monitoring = None
+    if live:
+        from ingot.monitoring.demo import start_live_monitoring
+
+        fleet = min(devices, len(points)) if devices else len(points)
+        try:
+            monitoring = start_live_monitoring(host, monitor_port, fleet)
+        except (OSError, RuntimeError) as problem:
+            err_console.print(f"[red]错误 / error[/red]: HJ 212 接收端无法在 {host}:{monitor_port} 启动 / the HJ 212 receiver "
+                              f"cannot start on {host}:{monitor_port} ({problem}); 请用 --monitor-port 换端口或 --no-live / "
+                              "choose another --monitor-port or pass --no-live")
+            raise typer.Exit(code=2) from None
+        console.print(f"HJ 212 接收端 / receiver: {host}:{monitor_port}，模拟设备 / simulated devices: {fleet}")
+    console.print(f"Web 界面 / web UI: http://{host}:{port}/   API: http://{host}:{port}/docs")
+    try:
         serve(host=host, port=port)
+    finally:
+        if monitoring is not None:
+            monitoring.stop()
 
 
 def _mount_contexts() -> None:
@@ -158,3 +189,7 @@ def main() -> None:
     except DomainError as error:
         err_console.print(f"错误 / error: {error.message_zh} / {error.message_en}")
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

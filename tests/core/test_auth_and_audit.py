@@ -84,7 +84,7 @@ def test_database_refuses_audit_rewrites(session):
 
 
 def test_audit_log_readers(session):
-    auth.create_user(session, username="r1", password="long-enough", role=REGULATOR, division_code="510000")
+    auth.create_user(session, username="reg1", password="long-enough", role=REGULATOR, division_code="510000")
     session.commit()
     assert read_audit_log(session, Principal(9, "a", AUDITOR))
     assert read_audit_log(session, Principal(9, "r", REGULATOR, division_code="510000"))

@@ -14,8 +14,8 @@ from ingot.core.timeutil import utcnow
 from ingot.market import accounts, products, receipts, trading
 from ingot.market.common import trading_day
 from ingot.market.models import Product
+from ingot.registry.demo import DEMO_PASSWORD  # one password for every demo login
 
-DEMO_PASSWORD = "market-demo-1"
 SESSIONS = ["09:00-11:30", "13:30-15:00", "21:00-23:00"]
 
 # code, zh, en, metal, price unit, units per lot, reference fen per unit, tick fen, band ppm, max lots,

@@ -7,9 +7,13 @@ login for every role. Every enterprise, park and group name is composed from fic
 from __future__ import annotations
 
 import random
+from decimal import Decimal
+from functools import lru_cache
+from importlib import resources
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -125,6 +129,18 @@ def _fictional_name(rng: random.Random, used: set[str], industry: str) -> str:
             return name
 
 
+@lru_cache(maxsize=1)
+def _declaration_profiles() -> dict:
+    return yaml.safe_load(resources.files("ingot.registry").joinpath("demo_declarations.yaml").read_text(encoding="utf-8"))
+
+
+def _draw(rng: random.Random, spread: dict) -> str:
+    """A figure between low and high on the reporting step, as the exact decimal string a plant would write."""
+    low, high, step = (Decimal(spread[key]) for key in ("low", "high", "step"))
+    steps = int((high - low) / step)
+    return str(low + step * rng.randrange(0, steps + 1))
+
+
 def _unit_plan(rng: random.Random, province: str, process: str, product: str, low_high: tuple[int, int], index: int) -> UnitPlan:
     from ingot.registry.vocabulary import vocabulary
 
@@ -171,14 +187,13 @@ def _unit_plan(rng: random.Random, province: str, process: str, product: str, lo
         else:
             params.append((code, str(rng.randrange(1, 100)), None, units_of[code]["unit"]))
     declarations: list[tuple[int, str, str, str]] = []
-    if process == "al_prebake_electrolysis" and not missing_data:
-        for year in (2017, 2018, 2019):
-            if year >= commissioned.year:
-                declarations.append((year, "al_liquid_ac_power", str(rng.randrange(12_700, 13_900, 10)), "kWh/t"))
-                declarations.append((year, "current_efficiency", f"{rng.randrange(880, 945) / 10:.1f}", "percent"))
-    elif rng.random() < 0.4 and not missing_data:
-        year = 2019
-        declarations.append((year, "comprehensive_energy", str(rng.randrange(200, 2_500)), "kgce/t"))
+    if not missing_data:
+        profile = _declaration_profiles()
+        for year in profile["years"]:
+            if year < commissioned.year:
+                continue
+            for measure, spread in (profile["profiles"].get(process) or {}).items():
+                declarations.append((year, measure, _draw(rng, spread), spread["unit"]))
     label = {"concentrator": "选矿系统", "cement_clinker": "熟料生产线"}.get(process, "生产系列")
     return UnitPlan(f"{index + 1}号{label}", process, commissioned, approved, statuses, params, (product, capacity), declarations)
 
