@@ -1,9 +1,9 @@
 """Request-scoped dependencies: one unit of work per request, the caller's principal, the language."""
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Annotated, Iterator
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from ingot.core.auth import Principal, principal_from_token
@@ -11,6 +11,12 @@ from ingot.core.db import session_factory
 from ingot.core.errors import Forbidden, NotAuthenticated
 
 TOKEN_COOKIE = "ingot_token"
+
+# Record ids are 32-bit on every backend; a larger number in a path or query names no record and must be refused
+# at the boundary rather than reach the database driver.
+MAX_RECORD_ID = 2**31 - 1
+RecordId = Annotated[int, Path(ge=1, le=MAX_RECORD_ID, description="记录编号 / record id")]
+OptionalRecordId = Annotated[int | None, Query(ge=1, le=MAX_RECORD_ID, description="记录编号 / record id")]
 
 
 def get_session() -> Iterator[Session]:

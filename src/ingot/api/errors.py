@@ -6,7 +6,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingot.core.errors import DomainError, NotAuthenticated
@@ -82,6 +82,30 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=409,
             content={"detail": [{"code": "conflict", "msg": "与现有数据冲突（唯一性或引用约束）", "msg_en": "conflicts with existing data (uniqueness or reference)"}]},
         )
+
+    def out_of_range() -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content={"detail": [{"code": "out_of_range", "msg": "数值超出可存储的范围", "msg_en": "a number is outside the range that can be stored"}]},
+        )
+
+    # The last line of defence: inputs are bounded where they enter, but a number too large for the database must
+    # still be a 422, never a 500 (SQLite raises OverflowError, PostgreSQL a DataError).
+    @app.exception_handler(OverflowError)
+    async def overflow_error(_request: Request, exc: OverflowError):
+        log.info("number out of range: %s", exc)
+        return out_of_range()
+
+    @app.exception_handler(DataError)
+    async def data_error(_request: Request, exc: DataError):
+        log.info("value rejected by the database: %s", exc.orig)
+        return out_of_range()
+
+    @app.exception_handler(StatementError)
+    async def statement_error(request: Request, exc: StatementError):
+        if isinstance(exc.orig, OverflowError):
+            return out_of_range()
+        return await unexpected(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException):

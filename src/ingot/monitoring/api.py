@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from ingot.api.deps import current_principal, get_session
+from ingot.api.deps import OptionalRecordId, RecordId, current_principal, get_session
 from ingot.core.auth import Principal
 from ingot.monitoring import service
 from ingot.monitoring.alarms import alarm_view, change_alarm_state
@@ -74,7 +74,7 @@ class AlarmAction(_Strict):
 
 
 @router.get("/points")
-def list_points(province: str | None = Query(None, pattern=r"^\d{6}$"), enterprise_id: int | None = None,
+def list_points(province: str | None = Query(None, pattern=r"^\d{6}$"), enterprise_id: OptionalRecordId = None,
                 pollutant: str | None = Query(None, pattern=r"^[a-z][0-9]{5}$"),
                 principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
     points = service.list_points(session, principal, province=province, enterprise_id=enterprise_id, pollutant=pollutant)
@@ -87,42 +87,42 @@ def create_point(body: PointIn, principal: Principal = Depends(current_principal
 
 
 @router.get("/points/{point_id}")
-def get_point(point_id: int, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def get_point(point_id: RecordId, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
     return plain(service.get_point(session, principal, point_id))
 
 
 @router.patch("/points/{point_id}")
-def update_point(point_id: int, body: PointPatch, principal: Principal = Depends(current_principal),
+def update_point(point_id: RecordId, body: PointPatch, principal: Principal = Depends(current_principal),
                  session: Session = Depends(get_session)):
     return plain(service.update_point(session, principal, point_id, body.model_dump(exclude_unset=True)))
 
 
 @router.delete("/points/{point_id}", status_code=204)
-def delete_point(point_id: int, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def delete_point(point_id: RecordId, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
     service.delete_point(session, principal, point_id)
     return Response(status_code=204)
 
 
 @router.get("/points/{point_id}/limits")
-def list_limits(point_id: int, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def list_limits(point_id: RecordId, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
     return plain(service.list_limits(session, principal, point_id))
 
 
 @router.put("/points/{point_id}/limits/{pollutant}")
-def set_limit(body: LimitIn, point_id: int, pollutant: str = Path(pattern=r"^[a-z][0-9]{5}$"),
+def set_limit(body: LimitIn, point_id: RecordId, pollutant: str = Path(pattern=r"^[a-z][0-9]{5}$"),
               principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
     return plain(service.set_limit(session, principal, point_id, pollutant, body.model_dump()))
 
 
 @router.delete("/points/{point_id}/limits/{pollutant}", status_code=204)
-def delete_limit(point_id: int, pollutant: str = Path(pattern=r"^[a-z][0-9]{5}$"),
+def delete_limit(point_id: RecordId, pollutant: str = Path(pattern=r"^[a-z][0-9]{5}$"),
                  principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
     service.delete_limit(session, principal, point_id, pollutant)
     return Response(status_code=204)
 
 
 @router.get("/points/{point_id}/measurements")
-def measurements(point_id: int, start: datetime | None = None, end: datetime | None = None, kind: Kind = "minute",
+def measurements(point_id: RecordId, start: datetime | None = None, end: datetime | None = None, kind: Kind = "minute",
                  aggregation: Aggregation = "none",
                  pollutant: str | None = Query(None, pattern=r"^[a-z][0-9]{5}$"),
                  principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
@@ -133,14 +133,14 @@ def measurements(point_id: int, start: datetime | None = None, end: datetime | N
 
 
 @router.get("/points/{point_id}/packets")
-def packets(point_id: int, start: datetime | None = None, end: datetime | None = None, accepted: bool | None = None,
+def packets(point_id: RecordId, start: datetime | None = None, end: datetime | None = None, accepted: bool | None = None,
             limit: int = Query(100, ge=1, le=1000), principal: Principal = Depends(current_principal),
             session: Session = Depends(get_session)):
     return plain(service.list_packets(session, principal, point_id, start=start, end=end, accepted=accepted, limit=limit))
 
 
 @router.get("/overview")
-def overview(province: str | None = Query(None, pattern=r"^\d{6}$"), enterprise_id: int | None = None,
+def overview(province: str | None = Query(None, pattern=r"^\d{6}$"), enterprise_id: OptionalRecordId = None,
              pollutant: str | None = Query(None, pattern=r"^[a-z][0-9]{5}$"),
              principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
     rows = service.overview(session, principal, province=province, enterprise_id=enterprise_id, pollutant=pollutant)
@@ -152,7 +152,7 @@ def overview(province: str | None = Query(None, pattern=r"^\d{6}$"), enterprise_
 
 
 @router.get("/alarms")
-def alarms(state: AlarmState | None = None, kind: AlarmKind | None = None, point_id: int | None = None,
+def alarms(state: AlarmState | None = None, kind: AlarmKind | None = None, point_id: OptionalRecordId = None,
            limit: int = Query(200, ge=1, le=1000), offset: int = Query(0, ge=0),
            principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
     found = service.list_alarms(session, principal, state=state, kind=kind, point_id=point_id, limit=limit, offset=offset)
@@ -160,12 +160,12 @@ def alarms(state: AlarmState | None = None, kind: AlarmKind | None = None, point
 
 
 @router.post("/alarms/{alarm_id}/acknowledge")
-def acknowledge(alarm_id: int, body: AlarmAction | None = None, principal: Principal = Depends(current_principal),
+def acknowledge(alarm_id: RecordId, body: AlarmAction | None = None, principal: Principal = Depends(current_principal),
                 session: Session = Depends(get_session)):
     return plain(alarm_view(change_alarm_state(session, principal, alarm_id, "acknowledge", (body or AlarmAction()).note)))
 
 
 @router.post("/alarms/{alarm_id}/close")
-def close(alarm_id: int, body: AlarmAction | None = None, principal: Principal = Depends(current_principal),
+def close(alarm_id: RecordId, body: AlarmAction | None = None, principal: Principal = Depends(current_principal),
           session: Session = Depends(get_session)):
     return plain(alarm_view(change_alarm_state(session, principal, alarm_id, "close", (body or AlarmAction()).note)))

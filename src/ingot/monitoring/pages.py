@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ingot.api.deps import current_principal, get_session, language
+from ingot.api.deps import RecordId, current_principal, get_session, language
 from ingot.core.auth import Principal
 from ingot.core.errors import DomainError
 from ingot.core.timeutil import utcnow
@@ -84,7 +84,7 @@ def overview_page(request: Request, province: str = "", enterprise_id: str = "",
 
 
 @router.get("/monitoring/points/{point_id}")
-def point_page(request: Request, point_id: int, principal: Principal = Depends(current_principal),
+def point_page(request: Request, point_id: RecordId, principal: Principal = Depends(current_principal),
                lang: str = Depends(language), session: Session = Depends(get_session)):
     helpers = _helpers(lang)
     point = service.get_point(session, principal, point_id)
@@ -132,7 +132,7 @@ def alarm_inbox(request: Request, state: str = "open", kind: str = "", principal
 
 
 @router.post("/monitoring/alarms/{alarm_id}/{action}")
-def alarm_action(request: Request, alarm_id: int, action: str, note: str = Form(""),
+def alarm_action(request: Request, alarm_id: RecordId, action: str, note: str = Form(""),
                  principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
     change_alarm_state(session, principal, alarm_id, action, note)
     back = request.headers.get("referer", "")

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from ingot.api.deps import current_principal, get_session
+from ingot.api.deps import OptionalRecordId, RecordId, current_principal, get_session
 from ingot.core.auth import Principal
 from ingot.policy import export, runs
 from ingot.policy.engine import VERDICTS
@@ -93,16 +93,16 @@ def list_runs(
 
 
 @router.get("/runs/{run_id}")
-def get_run(run_id: int, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)) -> dict:
+def get_run(run_id: RecordId, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)) -> dict:
     return runs.get_run(session, principal, run_id)
 
 
 @router.get("/runs/{run_id}/verdicts")
 def run_verdicts(
-    run_id: int,
+    run_id: RecordId,
     verdict: str | None = None,
     rule_id: str | None = None,
-    unit_id: int | None = None,
+    unit_id: OptionalRecordId = None,
     province: str | None = None,
     metal: str | None = None,
     limit: int = Query(1000, ge=1, le=runs.MAX_VERDICT_PAGE),
@@ -115,19 +115,19 @@ def run_verdicts(
 
 
 @router.get("/runs/{run_id}/verdicts.xlsx")
-def export_run(run_id: int, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)) -> Response:
+def export_run(run_id: RecordId, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)) -> Response:
     summary, verdicts = runs.run_result(session, principal, run_id)
     return _xlsx(export.verdicts_workbook(summary, verdicts), f"compliance-run-{run_id}.xlsx")
 
 
 @router.get("/runs/{run_id}/compare/{other_id}")
-def compare_runs(run_id: int, other_id: int, principal: Principal = Depends(current_principal),
+def compare_runs(run_id: RecordId, other_id: RecordId, principal: Principal = Depends(current_principal),
                  session: Session = Depends(get_session)) -> dict:
     return runs.compare_runs(session, principal, run_id, other_id)
 
 
 @router.post("/runs/{run_id}/reproduce")
-def reproduce_run(run_id: int, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)) -> dict:
+def reproduce_run(run_id: RecordId, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)) -> dict:
     return runs.reproduce_run(session, principal, run_id)
 
 
@@ -135,7 +135,7 @@ def reproduce_run(run_id: int, principal: Principal = Depends(current_principal)
 
 
 @router.get("/units/{unit_id}/verdicts")
-def unit_verdicts(unit_id: int, as_of: date | None = None, principal: Principal = Depends(current_principal),
+def unit_verdicts(unit_id: RecordId, as_of: date | None = None, principal: Principal = Depends(current_principal),
                   session: Session = Depends(get_session)) -> dict:
     day = _day(as_of)
     return {"as_of": day.isoformat(), "unit_id": unit_id, "verdicts": runs.unit_verdicts(session, principal, unit_id, day)}

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
+from typing import Annotated
 from decimal import Decimal
 from importlib.resources import files
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
-from ingot.api.deps import current_principal, get_session, language
+from ingot.api.deps import MAX_RECORD_ID, RecordId, current_principal, get_session, language
 from ingot.core.auth import Principal
 from ingot.core.errors import DomainError, InvalidInput
 from ingot.policy import runs
@@ -321,7 +322,7 @@ def create_run_page(
 
 @router.get("/compliance/runs/{run_id}")
 def run_page(
-    run_id: int, request: Request, verdict: str | None = None, rule_id: str | None = None,
+    run_id: RecordId, request: Request, verdict: str | None = None, rule_id: str | None = None,
     principal: Principal = Depends(current_principal), lang: str = Depends(language), session: Session = Depends(get_session),
 ):
     run = runs.get_run(session, principal, run_id)
@@ -333,7 +334,7 @@ def run_page(
 
 @router.get("/compliance/runs/{run_id}/compare")
 def compare_page(
-    run_id: int, other: int, request: Request, principal: Principal = Depends(current_principal),
+    run_id: RecordId, other: Annotated[int, Query(ge=1, le=MAX_RECORD_ID)], request: Request, principal: Principal = Depends(current_principal),
     lang: str = Depends(language), session: Session = Depends(get_session),
 ):
     return _page(request, "policy_compare.html", principal, lang, comparison=runs.compare_runs(session, principal, run_id, other))
@@ -344,7 +345,7 @@ def compare_page(
 
 @router.get("/compliance/units/{unit_id}")
 def unit_page(
-    unit_id: int, request: Request, as_of: str | None = None, principal: Principal = Depends(current_principal),
+    unit_id: RecordId, request: Request, as_of: str | None = None, principal: Principal = Depends(current_principal),
     lang: str = Depends(language), session: Session = Depends(get_session),
 ):
     day = _as_of(as_of)
