@@ -183,6 +183,9 @@ def test_overrides_are_parsed_and_validated(tmp_path):
     assert (override.rule_id, override.parameter, override.value) == ("nm.al.cell", "min_current", Decimal("420"))
     assert catalogue.parameter_value("nm.al.cell", "min_current", date(2018, 1, 1), [override]) == Decimal("420")
     assert parse_override("nm.pb.close.when=2020-06-30", catalogue).value == date(2020, 6, 30)
+    with pytest.raises(InvalidInput, match="names no parameter") as caught:
+        parse_override("nm.al.cell=420", catalogue)
+    assert "min_current" in caught.value.message_en
     for text, code in (("nm.al.cell.min_current", "override_syntax"), ("nm.al.cell.max=1", "unknown_parameter"),
                        ("nm.zz.none.x=1", "unknown_rule"), ("nm.al.cell.min_current=lots", "override_value"),
                        ("nm.pb.close.when=soon", "override_value")):

@@ -84,6 +84,13 @@ def test_scope_on_the_api(client, world):
     nm = login(client, "nm_reg", PASSWORD)
     counts = client.get("/api/policy/noncompliance", params={"as_of": "2018-06-30"}, headers=nm).json()["counts"]
     assert set(counts["province"]) == {"150000"}
+    # A provincial regulator's own run answers with its province's figures, not the country's.
+    own_run = client.post("/api/policy/runs", json={"as_of": "2018-06-30"}, headers=nm).json()
+    national = client.get(f"/api/policy/runs/{own_run['id']}", headers=admin).json()
+    assert own_run["unit_count"] < national["unit_count"] and own_run["counts"] != national["counts"]
+    assert own_run == client.get(f"/api/policy/runs/{own_run['id']}", headers=nm).json()
+    nm_units = {v["unit_id"] for v in client.get(f"/api/policy/runs/{own_run['id']}/verdicts", headers=nm).json() if v["unit_id"]}
+    assert own_run["unit_count"] == len(nm_units)
 
 
 def test_regulator_views_and_exports(client, world):

@@ -29,6 +29,10 @@ def create_app() -> FastAPI:
         description="有色及战略金属产业政策平台 · policy platform for strategic and non-ferrous metals",
         docs_url="/docs",
     )
+    # A broken catalogue must stop the platform at start-up, not surface on the first policy request.
+    from ingot.policy.runs import catalogue
+
+    catalogue()
     install_error_handlers(app)
     for _name, module in present_modules(ROUTER_MODULES):
         app.include_router(module.router)

@@ -307,6 +307,16 @@ def parse_override(text: str, catalogue: Catalogue) -> Override:
             field="set",
             code="override_syntax",
         )
+    whole = target.strip()
+    if whole in catalogue.by_id:
+        # "RULE=VALUE": the whole target is a rule id, so the parameter is what is missing.
+        names = ", ".join(catalogue.by_id[whole].parameters) or "无 none"
+        raise InvalidInput(
+            f"参数覆盖 {text!r} 缺少参数名，应为 {whole}.参数=值（可用：{names}）",
+            f"override {text!r} names no parameter: write {whole}.PARAM=VALUE (parameters: {names})",
+            field="set",
+            code="override_syntax",
+        )
     provision = catalogue.provision(rule_id)
     if parameter not in provision.parameters:
         raise InvalidInput(

@@ -268,7 +268,7 @@ def _verdict_row(run_id: int, verdict: Verdict, units: dict) -> dict:
     )
 
 
-def run_view(run: ComplianceRun, counts: dict | None = None) -> dict:
+def run_view(run: ComplianceRun, counts: dict | None = None, unit_count: int | None = None) -> dict:
     return {
         "id": run.id,
         "catalogue_hash": run.catalogue_hash,
@@ -277,7 +277,7 @@ def run_view(run: ComplianceRun, counts: dict | None = None) -> dict:
         "label": run.label,
         "created_by": run.created_by,
         "created_at": run.created_at.isoformat(),
-        "unit_count": run.unit_count,
+        "unit_count": run.unit_count if unit_count is None else unit_count,
         "counts": dict(counts if counts is not None else run.counts or {}),
     }
 
@@ -306,7 +306,7 @@ def create_run(
     if rows:
         session.execute(insert(ComplianceVerdict), rows)
     record_change(session, principal, "compliance_run", run.id, "create", None, run_view(run), division_code=principal.division_code)
-    return run_view(run)
+    return get_run(session, principal, run.id)
 
 
 def _run(session: Session, run_id) -> ComplianceRun:
@@ -346,6 +346,17 @@ def _visible_rows(session: Session, principal: Principal, run_id: int, filters=(
     return [row for row in rows if row_visible(principal, row)]
 
 
+def _scoped_unit_counts(session: Session, principal: Principal, run_ids: list[int]) -> dict[int, int]:
+    """Per run, how many units in the principal's scope the run judged (the stored total covers the whole country)."""
+    statement = (
+        select(ComplianceVerdict.run_id, func.count(func.distinct(ComplianceVerdict.unit_id)))
+        .where(ComplianceVerdict.run_id.in_(run_ids), ComplianceVerdict.unit_id.is_not(None), _unit_scope_clause(principal))
+        .group_by(ComplianceVerdict.run_id)
+    )
+    found = dict(session.execute(statement).all())
+    return {run_id: found.get(run_id, 0) for run_id in run_ids}
+
+
 def _scoped_counts(session: Session, principal: Principal, run_ids: list[int]) -> dict[int, dict[str, int]]:
     """Verdict counts per run as the principal may see them, counted in SQL for the (many) per-unit rows."""
     counts: dict[int, Counter] = {run_id: Counter() for run_id in run_ids}
@@ -370,7 +381,7 @@ def get_run(session: Session, principal: Principal, run_id) -> dict:
     run = _run(session, run_id)
     if principal.sees_everything:
         return run_view(run)
-    return run_view(run, _scoped_counts(session, principal, [run.id])[run.id])
+    return run_view(run, _scoped_counts(session, principal, [run.id])[run.id], _scoped_unit_counts(session, principal, [run.id])[run.id])
 
 
 def list_runs(session: Session, principal: Principal, *, limit: int = 50, offset: int = 0) -> list[dict]:
@@ -379,8 +390,9 @@ def list_runs(session: Session, principal: Principal, *, limit: int = 50, offset
     stored = list(session.scalars(select(ComplianceRun).order_by(ComplianceRun.id.desc()).limit(limit).offset(offset)))
     if principal.sees_everything:
         return [run_view(run) for run in stored]
-    counts = _scoped_counts(session, principal, [run.id for run in stored])
-    return [run_view(run, counts[run.id]) for run in stored]
+    ids = [run.id for run in stored]
+    counts, units = _scoped_counts(session, principal, ids), _scoped_unit_counts(session, principal, ids)
+    return [run_view(run, counts[run.id], units[run.id]) for run in stored]
 
 
 def stored_verdict_view(row: ComplianceVerdict, cat: Catalogue | None = None) -> dict:
