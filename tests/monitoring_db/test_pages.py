@@ -45,6 +45,7 @@ def test_overview_lists_scoped_points_and_filters(pages):
     assert "888888800000000000000002" in filtered and "888888800000000000000001" not in filtered
     english = client.get("/monitoring?lang=en", headers=heads["yn_reg"]).text
     assert "Online monitoring" in english
+    assert '<meta http-equiv="refresh" content="60">' in page  # the overview follows the devices' minute reports
     own = client.get("/monitoring", headers=heads["hh_ent"]).text
     assert "888888800000000000000002" in own and "888888800000000000000001" not in own
 
