@@ -22,3 +22,13 @@ def test_market_demo_loads_trades_and_balances(session):
     trades = session.scalar(select(func.count(Trade.id)))
     assert load_market_demo(session) == users
     assert session.scalar(select(func.count(Trade.id))) == trades
+
+
+def test_market_demo_reconciles_against_the_custodians_balances(session):
+    from ingot.market.models import CashReconciliation
+
+    gateway.forget_cores()
+    load_market_demo(session)
+    session.commit()
+    statuses = [row.status for row in session.scalars(select(CashReconciliation))]
+    assert statuses and set(statuses) == {"ok"}

@@ -138,6 +138,12 @@ def end_of_day_command(day: str = typer.Option(None, help="交易日 YYYY-MM-DD�
         table.add_row(code, str(price["price_fen"]), price["method"])
     console.print(table)
     console.print(f"交易日 day {result['day']} · 结算单 statements {result['statements']} · 台账平衡 ledger balanced")
+    reconciliation = result["reconciliation"]
+    console.print(f"资金对账 cash reconciliation: 相符 ok {reconciliation['ok']} · 不符 break {reconciliation['break']} · "
+                  f"缺银行余额 missing {reconciliation['missing']}")
+    if reconciliation["breaks"]:
+        err_console.print(f"[red]资金对账不符 / cash break[/red]: {escape(', '.join(reconciliation['breaks']))}")
+        raise typer.Exit(code=1)
 
 
 @app.command("reconcile")

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from ingot.core.auth import REGULATOR, User, create_user, principal_of
 from ingot.core.timeutil import utcnow
-from ingot.market import accounts, products, receipts, trading
+from ingot.market import accounts, ledger, products, receipts, trading
 from ingot.market.common import trading_day
-from ingot.market.models import Product
+from ingot.market.models import Product, TradingAccount
 from ingot.registry.demo import DEMO_PASSWORD  # one password for every demo login
 
 SESSIONS = ["09:00-11:30", "13:30-15:00", "21:00-23:00"]
@@ -204,4 +204,17 @@ def load_market_demo(session: Session, now: datetime | None = None) -> list[tupl
     # The reserve agency buys openly for its reserve; its orders and trades are published like anyone's.
     trading.place_order(session, reserve, account="R001", product="IN99995", side="B", lots=1, price_fen=150_000,
                         key="demo-reserve-in", now=now)
+    _custodian_reports_closing_balances(session, operator, day)
+    accounts.reconcile_cash(session, operator, day)
     return users
+
+
+def _custodian_reports_closing_balances(session: Session, operator, day) -> None:
+    """The custodian bank carries out the centre's settlement transfers between the segregated sub-accounts, so its
+    closing balance of each sub-account is the money the ledger says the account holds; the demo imports those
+    balances as the custodian's report of the day (any trade made later in the browser is not in it yet, and the
+    end-of-day reconciliation shows it as a break until the custodian reports again)."""
+    for account in session.scalars(select(TradingAccount).order_by(TradingAccount.id)):
+        closing = ledger.balance(session, ledger.CASH, ledger.CNY, account.id)
+        accounts.import_bank_balance(session, operator, account_engine_id=account.engine_id, day=day,
+                                     closing_fen=closing)

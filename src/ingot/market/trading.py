@@ -13,12 +13,12 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ingot.core.audit import record_change
+from ingot.core.audit import AuditEntry, record_change
 from ingot.core.auth import Principal
-from ingot.core.errors import NotFound
+from ingot.core.errors import Conflict, NotFound
 from ingot.core.timeutil import utcnow
 from ingot.market import gateway, ledger
-from ingot.market.accounts import accessible_account
+from ingot.market.accounts import accessible_account, reconcile_cash
 from ingot.market.common import (
     OPERATORS,
     TRADERS,
@@ -31,6 +31,9 @@ from ingot.market.common import (
 )
 from ingot.market.engine import (
     CLOSE,
+    CONTINUOUS,
+    OPEN_AUCTION,
+    UNCROSS,
     LIMIT,
     MESSAGES,
     SELL,
@@ -219,6 +222,9 @@ def _settle(session: Session, instruction: SettlementInstruction, context: _Cont
         delivered.append({"receipt": delivery.receipt_id, "grams": delivery.weight_grams, "lots": delivery.lots})
         context.touched_receipts.discard(delivery.receipt_id)
     at = from_utc_micros(executed.at_us)
+    # A trade booked into a day whose statements are already written would be missing from them: refuse it, and
+    # the whole command with it (the transaction rolls back and the core rebuilds from what was committed).
+    _refuse_if_day_ended(session, trading_day(at), "trade")
     entry = ledger.post(session, "settlement", f"trade:{instruction.trade_id}", postings, at=at,
                         memo=f"{product.code} {executed.lots} @ {executed.price_fen}")
     session.add(Trade(
@@ -425,6 +431,8 @@ def session_control(session: Session, actor: Principal, action: str, product: st
     """open_auction / uncross / continuous / close, for one product or all; an uncross settles its trades."""
     require(actor, OPERATORS, "控制交易阶段", "control trading sessions")
     at = now or utcnow()
+    if action in OPENING_ACTIONS:
+        _refuse_if_day_ended(session, trading_day(at), action)
     products = [get_product(session, product)] if product else list(session.scalars(select(Product).order_by(Product.code)))
     results = []
     for row in products:
@@ -433,6 +441,51 @@ def session_control(session: Session, actor: Principal, action: str, product: st
         results.append({"product": row.code, "action": action, "trades": list(outcome.ack.trade_ids)})
     record_change(session, actor, "market_session", action, action, None, {"products": [r["product"] for r in results]})
     return results
+
+
+END_OF_DAY_ENTITY = "market_end_of_day"
+OPENING_ACTIONS = (OPEN_AUCTION, UNCROSS, CONTINUOUS)
+
+
+def end_of_day_ran(session: Session, day: date) -> bool:
+    """Whether end of day has run for `day`: its audit entry is the record (the log is append-only)."""
+    return session.scalar(select(AuditEntry.id).where(AuditEntry.entity == END_OF_DAY_ENTITY,
+                                                      AuditEntry.entity_id == day.isoformat(),
+                                                      AuditEntry.action == "run").limit(1)) is not None
+
+
+def _refuse_if_day_ended(session: Session, day: date, attempted: str) -> None:
+    """Once end of day has fixed a day's settlement prices and statements, that day is over: no session reopens
+    in it and no trade is booked into it. The next session belongs to the next trading day."""
+    if end_of_day_ran(session, day):
+        raise Conflict(
+            f"交易日 {day.isoformat()} 已完成日终（结算价与结算单已生成），不能再{_ATTEMPTS[attempted][0]}；下一交易时段属于下一交易日",
+            f"trading day {day.isoformat()} has been closed by end of day (settlement prices and statements are "
+            f"written), so it cannot {_ATTEMPTS[attempted][1]}; the next session belongs to the next trading day",
+            field="day" if attempted == "end_of_day" else "action", code="trading_day_ended")
+
+
+_ATTEMPTS = {
+    "open_auction": ("开始集合竞价", "open a call auction"),
+    "uncross": ("集合竞价撮合", "uncross an auction"),
+    "continuous": ("开始连续交易", "open continuous trading"),
+    "trade": ("记入成交", "take a trade"),
+    "end_of_day": ("重复日终", "run end of day again"),
+}
+
+
+def _check_statements_hold_every_trade(session: Session, day: date) -> None:
+    """Each of the day's trades appears on the buyer's and the seller's statement, once each."""
+    listed: dict[int, int] = {}
+    for statement in session.scalars(select(DailyStatement).where(DailyStatement.day == day)):
+        for line in statement.trades:
+            listed[line["trade_id"]] = listed.get(line["trade_id"], 0) + 1
+    for trade_id, buyer_id, seller_id in session.execute(
+            select(Trade.id, Trade.buyer_account_id, Trade.seller_account_id).where(Trade.trade_day == day)):
+        expected = 1 if buyer_id == seller_id else 2
+        if listed.get(trade_id, 0) != expected:
+            raise ledger.LedgerInvariantBroken(f"trade {trade_id} of {day.isoformat()} is on {listed.get(trade_id, 0)} "
+                                               f"statement line(s), not {expected}")
 
 
 def phases(session: Session) -> dict[str, str]:
@@ -457,15 +510,19 @@ def end_of_day(session: Session, actor: Principal, day: date | None = None, now:
     assert the ledger's and the core's invariants, and snapshot the core."""
     require(actor, OPERATORS, "执行日终", "run the end of day")
     at = now or utcnow()
-    day = day or trading_day(at)
-    for code, phase in sorted(phases(session).items()):
-        if phase != "closed":
-            session_control(session, actor, CLOSE, code, now=at)
+    today = trading_day(at)
+    day = day or today
+    if day > today:
+        raise refuse("trading_day_not_over", f"交易日 {day.isoformat()} 尚未到来，不能日终",
+                     f"trading day {day.isoformat()} has not come yet; its end of day cannot run", "day")
+    _refuse_if_day_ended(session, day, "end_of_day")
+    if day == today:
+        # Today's sessions end here; a late end of day for an earlier day leaves today's trading alone.
+        for code, phase in sorted(phases(session).items()):
+            if phase != "closed":
+                session_control(session, actor, CLOSE, code, now=at)
     prices = {}
     for product in session.scalars(select(Product).order_by(Product.code)):
-        if session.scalar(select(SettlementPrice.id).where(SettlementPrice.product_id == product.id,
-                                                           SettlementPrice.day == day)) is not None:
-            continue
         version = version_in_force(session, product, day)
         if version is None:
             continue
@@ -480,21 +537,32 @@ def end_of_day(session: Session, actor: Principal, day: date | None = None, now:
              _Context(actor, at))
         prices[product.code] = {"price_fen": price, "method": method}
     statements = write_statements(session, day)
+    _check_statements_hold_every_trade(session, day)
     ledger.check_invariants(session)
     gateway.read_core(session, lambda core: core.check_invariants())
+    # Client money: every account's ledger balance against the custodian's closing balance; a break is an alarm.
+    reconciliation = _reconciliation_summary(session, reconcile_cash(session, actor, day))
     gateway.snapshot(session)
-    record_change(session, actor, "market_end_of_day", day.isoformat(), "run", None,
-                  {"prices": prices, "statements": statements})
-    return {"day": day.isoformat(), "settlement_prices": prices, "statements": statements}
+    record_change(session, actor, END_OF_DAY_ENTITY, day.isoformat(), "run", None,
+                  {"prices": prices, "statements": statements, "reconciliation": reconciliation})
+    return {"day": day.isoformat(), "settlement_prices": prices, "statements": statements,
+            "reconciliation": reconciliation}
+
+
+def _reconciliation_summary(session: Session, rows: list) -> dict:
+    counts = {"ok": 0, "break": 0, "missing": 0}
+    breaks = []
+    for row in rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+        if row.status == "break":
+            breaks.append(session.get(TradingAccount, row.account_id).engine_id)
+    return {**counts, "breaks": breaks}
 
 
 def write_statements(session: Session, day: date) -> int:
     start, end = day_bounds(day)
     count = 0
     for account in session.scalars(select(TradingAccount).order_by(TradingAccount.id)):
-        if session.scalar(select(DailyStatement.id).where(DailyStatement.account_id == account.id,
-                                                          DailyStatement.day == day)) is not None:
-            continue
         cash = ledger.cash_of(session, account.id)
 
         def total(kind: str) -> int:
