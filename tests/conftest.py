@@ -102,3 +102,54 @@ def login(client, username: str, password: str) -> dict[str, str]:
     response = client.post("/api/auth/token", data={"username": username, "password": password})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_demo(tmp_path_factory):
+    """`ingot demo` exactly as `make demo` runs it — demo region loaded, HJ 212 receiver and simulated fleet live, web
+    UI and API served — on free ports of a scratch SQLite database; yields the base URL."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    data_dir = tmp_path_factory.mktemp("live-demo")
+    env = {
+        **os.environ,
+        "INGOT_DATA_DIR": str(data_dir),
+        "INGOT_DATABASE_URL": f"sqlite:///{data_dir / 'ingot.db'}",
+        "INGOT_SECRET_KEY": "browser-test-secret-key-long-enough-for-hs256",
+    }
+    env.pop("INGOT_TEST_DATABASE_URL", None)
+    port, monitor_port = free_port(), free_port()
+    log = open(data_dir / "demo.log", "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ingot.cli", "demo", "--port", str(port), "--monitor-port", str(monitor_port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            urllib.request.urlopen(base + "/login", timeout=2).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError("`ingot demo` did not serve: " + (data_dir / "demo.log").read_text(errors="replace")[-3000:])
+            time.sleep(0.5)
+    yield base
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    log.close()
