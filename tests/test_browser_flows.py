@@ -5,26 +5,17 @@ Under CI=true the tests must run; elsewhere they skip when chromium is absent.
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from tests.browser_support import CHROMIUM_ARGS, require_chromium
+
+CHROMIUM = require_chromium()
 pytestmark = pytest.mark.browser
 
-if CHROMIUM is None:
-    if os.environ.get("CI") == "true":
-        raise RuntimeError("CI=true but no chromium executable was found: .ci/run must install Debian's chromium")
-    pytest.skip("chromium not installed (apt-get install chromium); the browser tests run under CI", allow_module_level=True)
-
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-PASSWORD = "ingot-demo-2024"
+from ingot.registry.demo import DEMO_PASSWORD as PASSWORD  # noqa: E402 - after the skip, like the tests themselves
 
 
 @pytest.fixture(scope="module")
