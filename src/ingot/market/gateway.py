@@ -37,6 +37,10 @@ class _Held:
     in_flight: bool = False
     # A transaction whose commands the core holds rolled back: the next user rebuilds.
     stale: bool = False
+    # Whether the core has been loaded from the database at all; a process starts from the newest snapshot.
+    loaded: bool = False
+    # The sequence of the snapshot the core was last rebuilt from (0: from an empty core and the whole journal).
+    snapshot_sequence: int = 0
 
 
 _cores: dict[str, _Held] = {}
@@ -74,22 +78,30 @@ def _head(session: Session, *, lock: bool) -> EngineHead:
 def _rebuild(session: Session, held: _Held) -> None:
     snapshot = session.scalar(select(EngineSnapshot).order_by(EngineSnapshot.sequence.desc()).limit(1))
     if snapshot is None:
-        held.core, held.token = MatchingCore(), ""
+        held.core, held.token, held.snapshot_sequence = MatchingCore(), "", 0
     else:
         core = MatchingCore.from_state(json.loads(snapshot.state))
         if core.state_hash() != snapshot.state_hash:
             raise RuntimeError(f"engine snapshot {snapshot.sequence} does not reproduce its state hash")
-        held.core, held.token = core, snapshot.token
+        held.core, held.token, held.snapshot_sequence = core, snapshot.token, snapshot.sequence
+    held.loaded = True
+
+
+def rebuilt_from_snapshot(session: Session) -> int:
+    """The sequence of the snapshot this process's core was last rebuilt from, bringing it level first."""
+    held = _held_for(session)
+    read_core(session, lambda core: None)
+    return held.snapshot_sequence
 
 
 def _catch_up(session: Session, held: _Held, head: EngineHead, *, writer: bool) -> None:
-    core = held.core
-    if held.stale:
+    if held.stale or not held.loaded:
+        # A fresh process (or one whose transaction rolled back) starts from the newest snapshot, then replays.
         held.stale = held.in_flight = False
         _rebuild(session, held)
-        core = held.core
-    elif core.sequence == head.sequence and held.token == head.token:
+    elif held.core.sequence == head.sequence and held.token == head.token:
         return
+    core = held.core
     if core.sequence > head.sequence:
         if not writer and held.in_flight:
             # Another thread's transaction is between apply and commit; its outcome will be signalled.
