@@ -5,11 +5,12 @@ Strict by default. Each deviation seen in real devices is accepted only when its
 """
 from __future__ import annotations
 
-import struct
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
-from typing import Iterable
+from decimal import Context, Decimal, InvalidOperation
+from operator import itemgetter
+from typing import Callable, Iterable
 
 from ingot.core.errors import InvalidInput
 from ingot.core.timeutil import SHANGHAI
@@ -80,27 +81,45 @@ def _round_table() -> tuple[int, ...]:
 _ROUNDS = _round_table()
 
 
-# Only the register's high byte carries from one step to the next (state s' = H[s ^ byte], H = rounds >> 8), so two
-# steps fold into one lookup: s'' = H2[(s << 8) ^ w] for the big-endian 16-bit word w of the two bytes. That halves
-# the Python-level loop; the final byte goes through the full 16-bit table.
+# Only the register's high byte carries from one step to the next: s' = H[s ^ byte] with H = rounds >> 8, and the
+# CRC of the whole segment is ROUNDS[s ^ last byte]. H is linear over GF(2) and H^8 is the identity (checked below),
+# so a byte that lies d bytes before the last one contributes H^(d mod 8)(byte) to that final s, whatever the other
+# bytes are. XOR-folding the segment, read as one big-endian integer, down to 64 bits gathers the bytes of each
+# residue d mod 8 into one byte (all in C), and eight 256-entry lookups finish it. The initial register 0xFFFF
+# contributes H^(n-1)(0xFF), folded into the final table per (n - 1) mod 8. Bit-identical to the appendix's loop
+# (tests/monitoring/test_hj212_codec.py checks it against the bit-by-bit C code).
+
+
+def _power_table(exponent: int) -> tuple[int, ...]:
+    table = list(range(256))
+    for _ in range(exponent):
+        table = [_HIGH[value] for value in table]
+    return tuple(table)
+
+
 _HIGH = tuple(value >> 8 for value in _ROUNDS)
-_PAIRS = tuple(_HIGH[_HIGH[index >> 8] ^ (index & 0xFF)] for index in range(65536))
+_H = tuple(_power_table(exponent) for exponent in range(9))
+assert _H[8] == _H[0], "appendix A's CRC: H^8 must be the identity for the folded CRC"
+_H0, _H1, _H2, _H3, _H4, _H5, _H6, _H7 = _H[:8]
+_FINAL = tuple(tuple(_ROUNDS[state ^ _H[residue][0xFF]] for state in range(256)) for residue in range(8))
+_from_bytes = int.from_bytes
 
 
 def crc_hj212(data: bytes) -> int:
+    """Appendix A's CRC of `data` (the data segment)."""
     size = len(data)
     if not size:
         return 0xFFFF
-    state = 0xFF
-    body = size - 1
-    start = body & 1
-    if start:
-        state = _HIGH[state ^ data[0]]
-    pairs = _PAIRS
-    # (measured: folding four bytes per step with two lookups is slower than one lookup per two bytes)
-    for word in struct.unpack_from(">%dH" % ((body - start) >> 1), data, start):
-        state = pairs[(state << 8) ^ word]
-    return _ROUNDS[state ^ data[body]]
+    value = _from_bytes(data, "big")
+    words = (size + 7) >> 3
+    while words > 1:
+        half = (words + 1) >> 1
+        shift = half << 6
+        value = (value & ((1 << shift) - 1)) ^ (value >> shift)
+        words = half
+    state = (_H0[value & 255] ^ _H1[value >> 8 & 255] ^ _H2[value >> 16 & 255] ^ _H3[value >> 24 & 255]
+             ^ _H4[value >> 32 & 255] ^ _H5[value >> 40 & 255] ^ _H6[value >> 48 & 255] ^ _H7[value >> 56])
+    return _FINAL[(size - 1) & 7][state]
 
 
 def crc_modbus(data: bytes) -> int:
@@ -114,7 +133,7 @@ def crc_modbus(data: bytes) -> int:
 # --- decoded packet ---------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class PollutantValues:
     """One factor's items in CP: numeric values by suffix (Decimal), its data flag and text fields."""
 
@@ -267,7 +286,22 @@ def _split_frame(line: bytes, tolerate: frozenset[str], used: list[str]) -> byte
 
 def decode(packet: bytes | str, tolerate: Iterable[str] = ()) -> Packet:
     """Decode one framed packet (## … CRC, CR LF optional). Raises HJ212Error with a reason code."""
-    allowed = tolerate if isinstance(tolerate, frozenset) and tolerate <= _TOLERANCE_NAMES else _unknown_tolerance(tolerate)
+    if tolerate == () or tolerate is _NO_TOLERANCE:
+        allowed = _NO_TOLERANCE
+    elif isinstance(tolerate, frozenset) and tolerate <= _TOLERANCE_NAMES:
+        allowed = tolerate
+    else:
+        allowed = _unknown_tolerance(tolerate)
+    if type(packet) is bytes and "stray_spaces" not in allowed:
+        # (stray_spaces would strip spaces around parameter values, which the fast path keeps)
+        packet_out = _decode_fast(packet)
+        if packet_out is not None:
+            return packet_out
+    return _decode_general(packet, allowed)
+
+
+def _decode_general(packet: bytes | str, allowed: frozenset[str]) -> Packet:
+    """Every rule and every tolerance, one by one; the reference that the fast path below must agree with."""
     if isinstance(packet, str):
         try:
             packet = packet.encode("utf-8")
@@ -280,6 +314,180 @@ def decode(packet: bytes | str, tolerate: Iterable[str] = ()) -> Packet:
     except UnicodeDecodeError:
         raise _fail("not_utf8", "数据段不是有效的 UTF-8", "data segment is not valid UTF-8") from None
     return decode_segment(segment, allowed, used)
+
+
+# --- the fast path ----------------------------------------------------------------------------------------------
+# Most packets are strictly well-formed 2017 uploads with the header fields in the standard's order. For those, a few
+# precompiled regular expressions check the whole packet in C, and the values are gathered without a per-character
+# or per-item loop of checks. The fast path accepts only packets the general path accepts with no tolerance and
+# builds the same Packet; anything else (any doubt, any error) returns None and the general path decides, so
+# every rejection and every tolerance keeps its reason and its message. tests/monitoring/test_hj212_fast_path.py
+# checks the two agree.
+
+_NO_TOLERANCE: frozenset[str] = frozenset()
+_FAST_HEADER = re.compile(
+    r"QN=([0-9]{17});ST=([0-9]{2});CN=([0-9]{4});PW=[A-Za-z0-9]{1,6};MN=[0-9A-F]{24};Flag=([0-9]{1,3});"
+    r"(?:PNUM=([0-9]{1,4});PNO=([0-9]{1,4});)?CP=&&", re.ASCII)
+_TIMES: dict[str, datetime] = {}  # valid 14-digit times already parsed; datetimes are immutable, so shared
+# Exact conversion (an 18-character number has at most 18 digits, far below this precision), trapping bad syntax
+# whatever the thread's decimal context says; a bound method of one context is also faster than Decimal().
+_EXACT_DECIMAL = Context(prec=64, traps=[InvalidOperation]).create_decimal
+# Every byte but the three CP delimiters, deleted to see the delimiter sequence of CP: it must be = (sep =)*.
+_NOT_DELIMITER = bytes(value for value in range(256) if value not in b";,=")
+_FLAG_VALUES = frozenset(DATA_FLAGS)
+_FAST_SUFFIXES = NUMERIC_SUFFIXES | {"Flag"}
+_PLANS: dict[tuple[str, ...], "_CpPlan | None"] = {}  # by the sequence of CP keys; bounded
+
+
+def _fast_time(text: str) -> datetime | None:
+    moment = _TIMES.get(text)
+    if moment is None:
+        try:
+            moment = parse_time(text, "DataTime")
+        except HJ212Error:
+            return None
+        if len(_TIMES) >= 8192:
+            _TIMES.clear()
+        _TIMES[text] = moment
+    return moment
+
+
+def _picker(indices: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    if not indices:
+        return lambda values: ()
+    if len(indices) == 1:
+        index = indices[0]
+        return lambda values: (values[index],)
+    return itemgetter(*indices)
+
+
+class _CpPlan:
+    """How to build the CP part of a Packet from the values of CP items whose keys come in one given order (a
+    device sends the same keys in every packet of one kind). Only keys the general path accepts without any
+    tolerance and without error make a plan: standard factor codes with numeric suffixes or Flag, parameters
+    named by ASCII letters and digits, nothing repeated.
+
+    `build(values)` is generated for the plan: dict displays with the (checked) keys as constants, which CPython
+    builds several times faster than a loop filling dicts. The keys it embeds are checked above to be
+    [a-z][0-9]{5} codes, fixed suffix names and alphanumeric parameter names, and are written with repr()."""
+
+    __slots__ = ("numbers", "flags", "has_params", "build")
+
+    def __init__(self, numbers, flags, has_params, build):
+        self.numbers, self.flags, self.has_params, self.build = numbers, flags, has_params, build
+
+
+def _make_plan(keys: tuple[str, ...]) -> _CpPlan | None:
+    factors: dict[str, tuple[list[str], list[int], list[int]]] = {}  # code → suffixes, value positions, flag
+    params: dict[str, int] = {}
+    for position, key in enumerate(keys):
+        code, dash, suffix = key.partition("-")
+        if dash:
+            if (len(code) != 6 or not ("a" <= code[0] <= "z") or not code[1:].isdigit() or not code.isascii()
+                    or suffix not in _FAST_SUFFIXES):
+                return None
+            suffixes, positions, flag = factors.setdefault(code, ([], [], []))
+            if suffix == "Flag":
+                if flag:
+                    return None
+                flag.append(position)
+            elif suffix in suffixes:
+                return None
+            else:
+                suffixes.append(suffix)
+                positions.append(position)
+        else:
+            if not key or key == "Flag" or key in params or not key.isascii() or not key.isalnum() or not key[0].isalpha():
+                return None
+            params[key] = position
+    numbers = [position for _, positions, _ in factors.values() for position in positions]
+    flags = [flag[0] for _, _, flag in factors.values() if flag]
+    param_display = ", ".join(f"{key!r}: v[{position}]" for key, position in params.items())
+    pollutant_display = ", ".join(
+        f"{code!r}: P({code!r}, {{{', '.join(f'{suffix!r}: D(v[{at}])' for suffix, at in zip(suffixes, positions))}}}, "
+        f"{f'v[{flag[0]}]' if flag else 'None'})"
+        for code, (suffixes, positions, flag) in factors.items())
+    namespace = {"P": PollutantValues, "D": _EXACT_DECIMAL}
+    exec(f"def build(v):\n    return {{{param_display}}}, {{{pollutant_display}}}\n", namespace)  # noqa: S102
+    return _CpPlan(_picker(numbers), _picker(flags), bool(params), namespace["build"])
+
+
+def _decode_fast(packet: bytes) -> Packet | None:
+    end = len(packet) - 2 if packet.endswith(b"\r\n") else len(packet)
+    if end > MAX_SEGMENT + 10 or end < 10 or not packet.startswith(b"##"):
+        return None
+    declared = packet[2:6]
+    if not declared.isdigit() or int(declared) != end - 10:
+        return None
+    segment_bytes = packet[6:end - 4]
+    if packet[end - 4:end] != b"%04X" % crc_hj212(segment_bytes):
+        return None
+    try:
+        segment = segment_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    header = _FAST_HEADER.match(segment)
+    if header is None:
+        return None
+    cp_start = header.end()
+    if len(segment) < cp_start + 2 or not segment.endswith("&&") or len(segment) - cp_start + 5 > MAX_CP:
+        return None
+    qn, st, cn, flag_text, pnum_text, pno_text = header.groups()
+    flag = int(flag_text)
+    version = flag >> 2
+    if flag > 255 or not 1 <= version <= 2 or st not in SYSTEM_CODES or cn not in COMMAND_CODES:
+        return None
+    if pnum_text is None:
+        if flag & 2:
+            return None
+        pnum = pno = None
+    else:
+        pnum, pno = int(pnum_text), int(pno_text)
+        if not flag & 2 or pno < 1 or pno > pnum:
+            return None
+    if qn[:14] not in _TIMES and _fast_time(qn[:14]) is None:
+        return None
+    fields = segment[:cp_start].split(";")
+    result = Packet(st=st, cn=cn, pw=fields[3][3:], mn=fields[4][3:], edition="2017", version=version, qn=qn,
+                    flag=flag, pnum=pnum, pno=pno)
+    cp = segment[cp_start:-2]
+    if not cp:
+        return result
+    delimiters = segment_bytes[cp_start:-2].translate(None, _NOT_DELIMITER)
+    if delimiters[::2].strip(b"=") or b"=" in delimiters[1::2] or not len(delimiters) & 1:
+        return None  # an item without '=' or with two, or an empty item
+    tokens = cp.replace(";", "=").replace(",", "=").split("=")
+    keys = tuple(tokens[::2])
+    plan = _PLANS.get(keys, _PLANS)
+    if plan is _PLANS:
+        if len(_PLANS) >= 1024:
+            _PLANS.clear()
+        plan = _PLANS[keys] = _make_plan(keys)
+    if plan is None:
+        return None
+    values = tokens[1::2]
+    numbers = plan.numbers(values)
+    if numbers:
+        joined = "".join(numbers)
+        if (not joined.isascii() or not joined.replace(".", "").replace("-", "").replace("+", "").isdigit()
+                or max(map(len, numbers)) > 18):
+            return None
+    flags = plan.flags(values)
+    if flags and not _FLAG_VALUES.issuperset(flags):
+        return None
+    try:
+        params, pollutants = plan.build(values)
+    except InvalidOperation:
+        return None  # e.g. 1.2.3 or 1-2: characters of a number, not a number
+    if plan.has_params:
+        result.params = params
+        data_time = params.get("DataTime")
+        if data_time is not None:
+            result.data_time = _TIMES.get(data_time) or _fast_time(data_time)
+            if result.data_time is None:
+                return None
+    result.pollutants = pollutants
+    return result
 
 
 def decode_segment(segment: str, tolerate: frozenset[str] = frozenset(), used: list[str] | None = None) -> Packet:
