@@ -2,7 +2,16 @@
 same run, to the PyPI order books ``limit-order-book``, ``pyorderbook`` and ``matching-engine``; then to the core
 behind its journal with group commit and fsync.
 
-    .venv/bin/python bench/matching.py [--orders 200000] [--seed 7] [--batch 512]
+    bench/out/venv/bin/python bench/matching.py [--orders 100000] [--repeats 3] [--seed 7] [--batch 64 1024]
+
+The peers are never project dependencies: they live in a bench-only virtualenv under bench/out/ (git-ignored). The
+core imports only the standard library (this script puts src/ on the path), so that venv needs nothing but the peers:
+
+    python3.11 -m venv bench/out/venv && bench/out/venv/bin/pip install -r bench/peers.txt
+    # matching-engine needs Python >= 3.12; to include it, a second venv on 3.12 runs the whole bench there:
+    python3.12 -m venv bench/out/venv312 && bench/out/venv312/bin/pip install -r bench/peers.txt matching-engine==0.1.1
+
+Run with the project's .venv instead and the peers are reported as skipped.
 
 For each contender it prints orders/s over the whole stream (a loop with no per-order timing) and p50/p99 latency
 per order (a second pass timing each call). Inputs are built before timing for every contender alike. A peer that
@@ -241,13 +250,35 @@ def pyorderbook_peer(stream: Stream):
 
 def matching_engine_peer(stream: Stream):
     try:
-        import matching_engine  # noqa: F401
+        from matching_engine import CancelOrder, NewOrder, OrderType, SelfTradePrevention, SequencedCommand, Side
+        from matching_engine import TimeInForce
+        from matching_engine.engine import MatchingEngine
     except ImportError as exc:
         if sys.version_info < (3, 12):
             raise RuntimeError("not installable here: every matching-engine release on PyPI requires "
                                f"Python >= 3.12 (this is {platform.python_version()})") from exc
         raise
-    raise RuntimeError("imported, but this bench has no adapter for it yet")
+
+    # Its commands are built before timing, as Ingot's are (the engine wants them sequenced: seq strictly rising).
+    # One account and no self-trade prevention, as in the other peers; a market order is its native MARKET IOC
+    # (price 0, sweeps: the protection price 80 ticks out never binds on this stream); cancels of filled or unknown
+    # orders are refused by it, as by Ingot.
+    account, stp = 1, SelfTradePrevention.NONE
+    commands = []
+    for seq, (kind, side, order_id, lots, price) in enumerate(stream.neutral, start=1):
+        if kind == "cancel":
+            command = CancelOrder(order_id, account)
+        else:
+            market = kind == "market"
+            command = NewOrder(order_id, account, Side.BUY if side == c.BUY else Side.SELL, 0 if market else price,
+                               lots, OrderType.MARKET if market else OrderType.LIMIT,
+                               TimeInForce.IOC if market else TimeInForce.GTC, stp=stp)
+        commands.append(SequencedCommand(seq, seq, command))
+
+    def feed(engine, command):
+        engine.process(command)
+
+    return MatchingEngine, feed, commands
 
 
 PEERS = [
