@@ -19,11 +19,15 @@ from ingot.core.errors import Conflict, Forbidden, NotFound
 from ingot.core.timeutil import utcnow
 from ingot.market import gateway, ledger
 from ingot.market.common import (
+    ID_MAX,
+    MAX_AMOUNT_FEN,
+    MAX_BALANCE_FEN,
     MEMBER,
     OPERATORS,
     RESERVE_AGENCY,
     WAREHOUSE,
     MarketRejected,
+    bounded_int,
     day_bounds,
     refuse,
     require,
@@ -125,6 +129,7 @@ def create_member(session: Session, actor: Principal, *, code: str, name: str, k
     if enterprise_id is not None:
         from ingot.registry.models import Enterprise
 
+        bounded_int(enterprise_id, "enterprise_id", "企业编号", "the enterprise id", minimum=1, maximum=ID_MAX)
         if session.get(Enterprise, enterprise_id) is None:
             raise refuse("unknown_enterprise", f"企业不存在：{enterprise_id}", f"no such enterprise: {enterprise_id}",
                          "enterprise_id")
@@ -254,6 +259,8 @@ def import_bank_line(session: Session, actor: Principal, *, bank_ref: str, accou
         raise refuse("missing_bank_ref", "缺少银行流水号", "the bank reference is missing", "bank_ref")
     if type(amount_fen) is not int or amount_fen == 0:
         raise refuse("invalid_amount", "金额须为非零整数（分）", "the amount is a non-zero whole number of fen", "amount_fen")
+    bounded_int(amount_fen, "amount_fen", "银行流水金额（分）", "the statement amount (fen)", minimum=-MAX_AMOUNT_FEN,
+                maximum=MAX_AMOUNT_FEN)
     account = get_account(session, account_engine_id)
     if session.scalar(select(BankStatementLine.id).where(BankStatementLine.bank_ref == bank_ref)) is not None:
         raise Conflict(f"银行流水号重复：{bank_ref}", f"bank reference already imported: {bank_ref}", field="bank_ref")
@@ -315,6 +322,8 @@ def import_bank_balance(session: Session, actor: Principal, *, account_engine_id
     require(actor, OPERATORS, "导入托管银行余额", "import custodian balances")
     if type(closing_fen) is not int:
         raise refuse("invalid_amount", "余额须为整数（分）", "the balance is a whole number of fen", "closing_fen")
+    bounded_int(closing_fen, "closing_fen", "托管银行余额（分）", "the custodian balance (fen)", minimum=-MAX_BALANCE_FEN,
+                maximum=MAX_BALANCE_FEN)
     account = get_account(session, account_engine_id)
     row = session.scalar(select(BankBalance).where(BankBalance.account_id == account.id, BankBalance.day == day))
     if row is not None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -19,10 +19,28 @@ from ingot.core.db import session_factory
 from ingot.core.errors import InvalidInput, NotFound
 from ingot.core.timeutil import utcnow
 from ingot.market import accounts, marketdata, products, receipts, trading
-from ingot.market.common import OVERSEERS, require, scope_of, trading_day
+from ingot.market.common import (
+    ID_MAX,
+    MAX_AMOUNT_FEN,
+    MAX_BALANCE_FEN,
+    MAX_FEE_PER_LOT_FEN,
+    MAX_LOTS,
+    MAX_PPM,
+    MAX_PRICE_FEN,
+    MAX_RECEIPT_GRAMS,
+    MAX_STOCK_GRAMS,
+    MAX_TICK_FEN,
+    MAX_UNITS_PER_LOT,
+    OVERSEERS,
+    require,
+    scope_of,
+    trading_day,
+)
 from ingot.market.models import CashReconciliation, Client, MarketAlarm, TradingAccount
 
 router = APIRouter(prefix="/api/market", tags=["market"])
+# An order id in a path: the engine's ids are positive and fit a 64-bit column.
+OrderId = Annotated[int, Path(ge=1, le=ID_MAX)]
 
 
 class Strict(BaseModel):
@@ -34,10 +52,10 @@ class Rules(Strict):
     grade_zh: str = Field(min_length=1, max_length=256)
     grade_en: str = Field(min_length=1, max_length=256)
     quality_spec: dict[str, str] = {}
-    tick_fen: int
-    band_ppm: int
-    max_order_lots: int
-    settlement_min_lots: int = 1
+    tick_fen: int = Field(ge=1, le=MAX_TICK_FEN)
+    band_ppm: int = Field(ge=1, le=MAX_PPM)
+    max_order_lots: int = Field(ge=1, le=MAX_LOTS)
+    settlement_min_lots: int = Field(default=1, ge=1, le=MAX_LOTS)
     sessions: list[str]
     deliverable_warehouses: list[str]
 
@@ -48,12 +66,12 @@ class ProductIn(Strict):
     name_en: str = Field(min_length=1, max_length=128)
     metal: str = Field(min_length=1, max_length=32)
     price_unit: Literal["t", "kg"]
-    units_per_lot: int
-    reference_price_fen: int
-    buyer_fee_per_lot_fen: int = 0
-    buyer_fee_ppm: int = 0
-    seller_fee_per_lot_fen: int = 0
-    seller_fee_ppm: int = 0
+    units_per_lot: int = Field(ge=1, le=MAX_UNITS_PER_LOT)
+    reference_price_fen: int = Field(ge=1, le=MAX_PRICE_FEN)
+    buyer_fee_per_lot_fen: int = Field(default=0, ge=0, le=MAX_FEE_PER_LOT_FEN)
+    buyer_fee_ppm: int = Field(default=0, ge=0, le=MAX_PPM)
+    seller_fee_per_lot_fen: int = Field(default=0, ge=0, le=MAX_FEE_PER_LOT_FEN)
+    seller_fee_ppm: int = Field(default=0, ge=0, le=MAX_PPM)
     effective_on: date | None = None
     rules: Rules
 
@@ -80,7 +98,7 @@ class MemberIn(Strict):
     name: str = Field(min_length=1, max_length=128)
     kind: str
     division_code: str
-    enterprise_id: int | None = None
+    enterprise_id: int | None = Field(default=None, ge=1, le=ID_MAX)
 
 
 class ClientIn(Strict):
@@ -98,7 +116,7 @@ class BankLineIn(Strict):
     bank_ref: str = Field(min_length=1, max_length=64)
     account: str
     value_date: date
-    amount_fen: int
+    amount_fen: int = Field(ge=-MAX_AMOUNT_FEN, le=MAX_AMOUNT_FEN)
 
 
 class BankRef(Strict):
@@ -108,7 +126,7 @@ class BankRef(Strict):
 class BankBalanceIn(Strict):
     account: str
     day: date
-    closing_fen: int
+    closing_fen: int = Field(ge=-MAX_BALANCE_FEN, le=MAX_BALANCE_FEN)
 
 
 class ReceiptIn(Strict):
@@ -116,7 +134,7 @@ class ReceiptIn(Strict):
     product: str
     owner_account: str
     lot_no: str = Field(min_length=1, max_length=64)
-    net_grams: int
+    net_grams: int = Field(ge=1, le=MAX_RECEIPT_GRAMS)
     assay_certificate: str = Field(min_length=1, max_length=64)
     assay: dict[str, str] = {}
     location: str = Field(min_length=1, max_length=64)
@@ -135,15 +153,16 @@ class StockReportIn(Strict):
     warehouse: str
     product: str
     day: date
-    physical_grams: int
+    physical_grams: int = Field(ge=0, le=MAX_STOCK_GRAMS)
 
 
 class OrderIn(Strict):
     account: str
     product: str
     side: Literal["B", "S"]
-    lots: int
-    price_fen: int
+    # Upper bounds only: a zero or negative quantity or price reaches the core, which refuses it by name.
+    lots: int = Field(le=MAX_LOTS)
+    price_fen: int = Field(le=MAX_PRICE_FEN)
     order_type: Literal["limit", "market"] = "limit"
     tif: Literal["DAY", "GTC", "IOC", "FOK"] = "DAY"
     receipts: list[str] = []
@@ -155,8 +174,8 @@ class KeyIn(Strict):
 
 
 class AmendIn(Strict):
-    lots: int
-    price_fen: int
+    lots: int = Field(le=MAX_LOTS)
+    price_fen: int = Field(le=MAX_PRICE_FEN)
     key: str | None = Field(default=None, max_length=128)
 
 
@@ -436,14 +455,14 @@ def get_orders(status: str | None = None, product: str | None = None, session: S
 
 
 @router.post("/orders/{order_id}/cancel")
-def post_cancel(order_id: int, body: KeyIn, idempotency_key: str | None = Header(default=None),
+def post_cancel(order_id: OrderId, body: KeyIn, idempotency_key: str | None = Header(default=None),
                 session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
     order = trading.cancel_order(session, principal, order_id, key=_key(body.key, idempotency_key))
     return trading.order_view(session, order)
 
 
 @router.post("/orders/{order_id}/amend")
-def post_amend(order_id: int, body: AmendIn, idempotency_key: str | None = Header(default=None),
+def post_amend(order_id: OrderId, body: AmendIn, idempotency_key: str | None = Header(default=None),
                session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
     order = trading.amend_order(session, principal, order_id, lots=body.lots, price_fen=body.price_fen,
                                 key=_key(body.key, idempotency_key))
@@ -485,7 +504,7 @@ def post_end_of_day(body: EndOfDayIn, session: Session = Depends(get_session),
 
 
 @router.get("/tape")
-def get_tape(product: str | None = None, after: int = 0, limit: int = Query(100, ge=1, le=1000),
+def get_tape(product: str | None = None, after: int = Query(0, ge=0, le=ID_MAX), limit: int = Query(100, ge=1, le=1000),
              session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
     return marketdata.tape(session, product, after_id=after, limit=limit)
 
@@ -514,7 +533,7 @@ def get_reserve_operations(session: Session = Depends(get_session), principal: P
 
 
 @router.get("/stream")
-async def stream(request: Request, after: int | None = None, follow: bool = True, poll_seconds: float = Query(1.0, ge=0.2, le=30),
+async def stream(request: Request, after: int | None = Query(None, ge=0, le=ID_MAX), follow: bool = True, poll_seconds: float = Query(1.0, ge=0.2, le=30),
                  principal: Principal = Depends(current_principal)):
     """Server-sent events: one `trade` event per trade after `after` (default: from now), polling the database so
     that trades committed by any process appear; `follow=false` sends what is there and ends."""

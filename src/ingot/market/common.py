@@ -90,8 +90,36 @@ def require(principal: Principal, roles: tuple[str, ...], what_zh: str, what_en:
         raise Forbidden(f"当前角色无权{what_zh}", f"role '{principal.role}' may not {what_en}")
 
 
-def positive_int(value, field: str, what_zh: str, what_en: str) -> int:
+def positive_int(value, field: str, what_zh: str, what_en: str, maximum: int | None = None) -> int:
     if type(value) is not int or value <= 0:
         raise refuse("not_positive", f"{what_zh}须为正整数，收到 {value!r}", f"{what_en} must be a positive integer, got {value!r}",
                      field)
+    if maximum is not None:
+        bounded_int(value, field, what_zh, what_en, minimum=1, maximum=maximum)
+    return value
+
+
+# Bounds on every number that enters the market, so that nothing a caller sends can overflow a database column
+# (64-bit BIGINT for money, grams, prices and ids; 32-bit INTEGER for lots and per-lot figures) or the sums the
+# ledger and the statements make of them. Each is far above any real figure of the centre's metals.
+ID_MAX = 2**63 - 1
+MAX_LOTS = 1_000_000
+MAX_PRICE_FEN = 10**12  # fen per price unit: ten billion yuan per tonne or per kilogram
+MAX_TICK_FEN = 10**9
+MAX_UNITS_PER_LOT = 10_000
+MAX_FEE_PER_LOT_FEN = 10**9
+MAX_PPM = 999_999
+MAX_AMOUNT_FEN = 10**14  # one custodian statement line: a trillion yuan
+MAX_BALANCE_FEN = 10**15  # one custodian closing balance
+MAX_RECEIPT_GRAMS = 10**10  # ten thousand tonnes on one receipt
+MAX_STOCK_GRAMS = 10**13  # ten million tonnes in one warehouse
+
+
+def bounded_int(value, field: str, what_zh: str, what_en: str, *, minimum: int, maximum: int) -> int:
+    """A whole number within [minimum, maximum], else a refusal naming the field and the bounds."""
+    if type(value) is not int:
+        raise refuse("not_integer", f"{what_zh}须为整数，收到 {value!r}", f"{what_en} must be a whole number, got {value!r}", field)
+    if not minimum <= value <= maximum:
+        raise refuse("out_of_range", f"{what_zh}须在 {minimum:,} 至 {maximum:,} 之间，收到 {value:,}",
+                     f"{what_en} must be between {minimum:,} and {maximum:,}, got {value:,}", field)
     return value

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ingot.core.timeutil import SHANGHAI
 from ingot.market import gateway
-from ingot.market.common import refuse
+from ingot.market.common import ID_MAX, bounded_int, refuse
 from ingot.market.models import Product, SettlementPrice, Trade
 from ingot.market.products import get_product, previous_settlement_price, version_in_force
 
@@ -20,6 +20,7 @@ BAR_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86_400}
 
 
 def tape(session: Session, product: str | None = None, *, after_id: int = 0, limit: int = 100) -> list[dict]:
+    bounded_int(after_id, "after", "起始成交编号", "the trade id to start after", minimum=0, maximum=ID_MAX)
     query = select(Trade, Product.code).join(Product, Product.id == Trade.product_id).where(Trade.id > after_id)
     if product:
         query = query.where(Trade.product_id == get_product(session, product).id)

@@ -10,7 +10,7 @@ import uuid
 from datetime import date
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,8 +20,8 @@ from ingot.core.auth import Principal
 from ingot.core.errors import DomainError, Forbidden
 from ingot.core.timeutil import utcnow
 from ingot.market import accounts, marketdata, products, receipts, trading
-from ingot.market.api import alarms_for
-from ingot.market.common import OVERSEERS, TRADERS, scope_of, trading_day
+from ingot.market.api import OrderId, alarms_for
+from ingot.market.common import ID_MAX, OVERSEERS, TRADERS, scope_of, trading_day
 from ingot.market.models import (
     MEMBER_KINDS,
     RECEIPT_STATES,
@@ -137,7 +137,7 @@ def _fen(value: str) -> int:
 
 
 @router.get("/market/orders")
-def orders_page(request: Request, placed: int | None = None, principal: Principal = Depends(current_principal),
+def orders_page(request: Request, placed: int | None = Query(None, ge=1, le=ID_MAX), principal: Principal = Depends(current_principal),
                 lang: str = Depends(language), session: Session = Depends(get_session)):
     orders = trading.list_orders(session, principal)
     return _page(request, "market_orders.html", principal, lang,
@@ -148,7 +148,7 @@ def orders_page(request: Request, placed: int | None = None, principal: Principa
 
 
 @router.post("/market/orders/{order_id}/cancel")
-def cancel_order(order_id: int, request: Request, key: str = Form(...), principal: Principal = Depends(current_principal),
+def cancel_order(order_id: OrderId, request: Request, key: str = Form(...), principal: Principal = Depends(current_principal),
                  lang: str = Depends(language), session: Session = Depends(get_session)):
     trading.cancel_order(session, principal, order_id, key=key)
     return RedirectResponse("/market/orders", status_code=303)

@@ -19,8 +19,14 @@ from ingot.core.errors import Conflict, NotFound
 from ingot.core.timeutil import utcnow
 from ingot.market import gateway
 from ingot.market.common import (
+    MAX_FEE_PER_LOT_FEN,
+    MAX_LOTS,
+    MAX_PRICE_FEN,
+    MAX_TICK_FEN,
+    MAX_UNITS_PER_LOT,
     OPERATORS,
     MarketRejected,
+    bounded_int,
     positive_int,
     refuse,
     require,
@@ -102,15 +108,15 @@ def versions_of(session: Session, product: Product) -> list[ProductVersion]:
 
 
 def _check_rules(session: Session, rules: dict) -> dict:
-    tick = positive_int(rules.get("tick_fen"), "tick_fen", "最小变动价位（分）", "tick (fen)")
+    tick = positive_int(rules.get("tick_fen"), "tick_fen", "最小变动价位（分）", "tick (fen)", MAX_TICK_FEN)
     band = rules.get("band_ppm")
     if type(band) is not int or not 0 < band < 1_000_000:
         raise refuse("invalid_band", "涨跌停板幅度须在 1 至 999999 ppm 之间", "the price band must be 1 to 999999 ppm",
                      "band_ppm")
-    positive_int(rules.get("max_order_lots"), "max_order_lots", "单笔最大下单量（手）", "maximum order size (lots)")
+    positive_int(rules.get("max_order_lots"), "max_order_lots", "单笔最大下单量（手）", "maximum order size (lots)", MAX_LOTS)
     settlement_min_lots = rules.get("settlement_min_lots", 1)
     positive_int(settlement_min_lots, "settlement_min_lots", "结算价加权平均最低成交量（手）",
-                 "minimum volume for a VWAP settlement price (lots)")
+                 "minimum volume for a VWAP settlement price (lots)", MAX_LOTS)
     sessions = rules.get("sessions") or []
     if not sessions:
         raise refuse("no_sessions", "至少须有一个交易时段", "at least one trading session is needed", "sessions")
@@ -180,11 +186,12 @@ def create_product(
     if price_unit not in GRAMS_PER_UNIT:
         raise refuse("invalid_price_unit", f"计价单位须为 t 或 kg，收到 {price_unit!r}", f"the price unit is t or kg, got {price_unit!r}",
                      "price_unit")
-    positive_int(units_per_lot, "units_per_lot", "每手计价单位数", "units per lot")
-    positive_int(reference_price_fen, "reference_price_fen", "挂牌基准价（分）", "listing reference price (fen)")
+    positive_int(units_per_lot, "units_per_lot", "每手计价单位数", "units per lot", MAX_UNITS_PER_LOT)
+    positive_int(reference_price_fen, "reference_price_fen", "挂牌基准价（分）", "listing reference price (fen)", MAX_PRICE_FEN)
     for name, value in (("buyer_fee_per_lot_fen", buyer_fee_per_lot_fen), ("seller_fee_per_lot_fen", seller_fee_per_lot_fen)):
         if type(value) is not int or value < 0:
             raise refuse("invalid_fee", f"手续费不能为负：{name}", f"a fee cannot be negative: {name}", name)
+        bounded_int(value, name, "每手手续费（分）", "fee per lot (fen)", minimum=0, maximum=MAX_FEE_PER_LOT_FEN)
     for name, value in (("buyer_fee_ppm", buyer_fee_ppm), ("seller_fee_ppm", seller_fee_ppm)):
         if type(value) is not int or not 0 <= value < 1_000_000:
             raise refuse("invalid_fee", f"手续费率须在 0 至 999999 ppm 之间：{name}", f"a fee rate is 0 to 999999 ppm: {name}", name)

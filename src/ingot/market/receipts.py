@@ -20,7 +20,17 @@ from ingot.core.errors import Forbidden, NotFound
 from ingot.core.timeutil import utcnow
 from ingot.market import gateway, ledger
 from ingot.market.accounts import get_account, get_warehouse
-from ingot.market.common import OPERATORS, WAREHOUSE, MarketRejected, refuse, scope_of, trading_day
+from ingot.market.common import (
+    MAX_RECEIPT_GRAMS,
+    MAX_STOCK_GRAMS,
+    OPERATORS,
+    WAREHOUSE,
+    MarketRejected,
+    bounded_int,
+    refuse,
+    scope_of,
+    trading_day,
+)
 from ingot.market.engine import DeregisterReceipt, RegisterReceipt, utc_micros
 from ingot.market.models import MarketAlarm, Product, Receipt, StockReport, TradingAccount, Warehouse
 from ingot.market.products import get_product, version_in_force
@@ -133,6 +143,7 @@ def register_receipt(
                      f"warehouse {warehouse.code} is not a deliverable warehouse of {product.code}", "warehouse")
     if type(net_grams) is not int or net_grams <= 0:
         raise refuse("invalid_weight", "净重须为正整数（克）", "the net weight is a positive whole number of grams", "net_grams")
+    bounded_int(net_grams, "net_grams", "净重（克）", "the net weight (g)", minimum=1, maximum=MAX_RECEIPT_GRAMS)
     grams_per_lot = product.units_per_lot * product.grams_per_price_unit
     lots = net_grams // grams_per_lot
     if lots < 1:
@@ -279,6 +290,8 @@ def report_stock(session: Session, actor: Principal, *, warehouse_code: str, pro
     if type(physical_grams) is not int or physical_grams < 0:
         raise refuse("invalid_weight", "实物库存须为非负整数（克）", "the physical stock is a non-negative whole number of grams",
                      "physical_grams")
+    bounded_int(physical_grams, "physical_grams", "实物库存（克）", "the physical stock (g)", minimum=0,
+                maximum=MAX_STOCK_GRAMS)
     registry = int(session.scalar(select(func.coalesce(func.sum(Receipt.net_grams), 0)).where(
         Receipt.warehouse_id == warehouse.id, Receipt.product_id == product.id, Receipt.status.in_(IN_WAREHOUSE))) or 0)
     report = session.scalar(select(StockReport).where(StockReport.warehouse_id == warehouse.id,

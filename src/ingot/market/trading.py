@@ -20,9 +20,11 @@ from ingot.core.timeutil import utcnow
 from ingot.market import gateway, ledger
 from ingot.market.accounts import accessible_account, reconcile_cash
 from ingot.market.common import (
+    ID_MAX,
     OPERATORS,
     TRADERS,
     MarketRejected,
+    bounded_int,
     day_bounds,
     refuse,
     require,
@@ -358,6 +360,7 @@ def place_order(
 
 def _own_order(session: Session, actor: Principal, order_id: int) -> Order:
     require(actor, TRADERS, "撤单或改单", "cancel or amend orders")
+    bounded_int(order_id, "order_id", "指令编号", "the order id", minimum=1, maximum=ID_MAX)
     order = session.get(Order, order_id)
     if order is None or not scope_of(session, actor).sees_account(order.account_id):
         raise NotFound(f"指令不存在：{order_id}", f"no such order: {order_id}", field="order_id")
@@ -384,6 +387,9 @@ def amend_order(session: Session, actor: Principal, order_id: int, *, lots: int,
     product = session.get(Product, order.product_id)
     at = now or utcnow()
     version = version_in_force(session, product, trading_day(at))
+    # The rules in force today bound an amendment as they bound a new order.
+    if type(lots) is int and version is not None and lots > version.max_order_lots:
+        raise _rejected("quantity_above_maximum", "lots", lots=lots, maximum=version.max_order_lots)
     if type(price_fen) is int and price_fen > 0 and version is not None:
         if price_fen % version.tick_fen:
             raise _rejected("off_tick_price", "price_fen", price=price_fen, tick=version.tick_fen)
