@@ -32,8 +32,22 @@ def add_template_dir(path) -> None:
         templates.env.loader.searchpath.append(str(path))
 
 
+def _route_paths(routes, prefix: str = ""):
+    for route in routes:
+        path = getattr(route, "path", None)
+        if path is not None:
+            yield prefix + path
+        # Newer FastAPI keeps an included router as one wrapper route (holding `original_router`) instead of
+        # copying its routes into the app, so the paths it serves are found one level down.
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            context = getattr(route, "include_context", None)
+            yield from _route_paths(inner.routes, prefix + (getattr(context, "prefix", "") or ""))
+
+
 def available_paths(request: Request) -> set[str]:
-    return {getattr(route, "path", "") for route in request.app.routes}
+    """Every path template the running app serves, e.g. '/registry/units/{unit_id}'."""
+    return set(_route_paths(request.app.routes))
 
 
 def render(request: Request, template: str, principal: Principal | None, lang: str, status_code: int = 200, **context):
