@@ -68,3 +68,36 @@ def test_an_anonymous_caller_gets_401_everywhere(client):
     for method, path in _api_routes(client.app):
         response = client.request(method, _fill(path, "1"))
         assert response.status_code in (401, 422), f"{method} {path} → {response.status_code}: an anonymous caller must be refused"
+
+
+def test_overload_is_a_retryable_503_not_a_500():
+    import sqlite3
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from ingot.api.errors import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/locked")
+    def locked():
+        raise OperationalError("UPDATE market_engine_head", {}, sqlite3.OperationalError("database is locked"))
+
+    @app.get("/pool")
+    def pool():
+        raise PoolTimeout("QueuePool limit of size 10 overflow 30 reached")
+
+    @app.get("/other")
+    def other():
+        raise OperationalError("SELECT 1", {}, sqlite3.OperationalError("disk I/O error"))
+
+    client = TestClient(app, raise_server_exceptions=False)
+    for path in ("/locked", "/pool"):
+        response = client.get(path)
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        assert response.json()["detail"][0]["code"] == "busy"
+    assert client.get("/other").status_code == 500

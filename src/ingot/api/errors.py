@@ -6,7 +6,8 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
-from sqlalchemy.exc import DataError, IntegrityError, StatementError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingot.core.errors import DomainError, NotAuthenticated
@@ -105,6 +106,26 @@ def install_error_handlers(app: FastAPI) -> None:
     async def statement_error(request: Request, exc: StatementError):
         if isinstance(exc.orig, OverflowError):
             return out_of_range()
+        return await unexpected(request, exc)
+
+    def busy() -> JSONResponse:
+        return JSONResponse(
+            status_code=503, headers={"Retry-After": "1"},
+            content={"detail": [{"code": "busy", "msg": "系统繁忙，请稍后重试（请求未执行）",
+                                 "msg_en": "the platform is busy; retry shortly (the request was not carried out)"}]},
+        )
+
+    # Overload is a retryable refusal, not an internal error: the unit of work rolled back, nothing was written.
+    @app.exception_handler(PoolTimeout)
+    async def pool_timeout(_request: Request, exc: PoolTimeout):
+        log.warning("connection pool exhausted: %s", exc)
+        return busy()
+
+    @app.exception_handler(OperationalError)
+    async def operational_error(request: Request, exc: OperationalError):
+        if "database is locked" in str(exc.orig) or "could not obtain lock" in str(exc.orig):
+            log.warning("database busy: %s", exc.orig)
+            return busy()
         return await unexpected(request, exc)
 
     @app.exception_handler(StarletteHTTPException)

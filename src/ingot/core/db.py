@@ -93,10 +93,12 @@ def get_engine(url: str | None = None) -> Engine:
                 from pathlib import Path
 
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"check_same_thread": False})
+            # As many connections as the server runs request handlers (anyio's 40 worker threads), so a burst waits
+            # for SQLite's write lock rather than for a pooled connection.
+            engine = create_engine(url, connect_args={"check_same_thread": False}, pool_size=10, max_overflow=30)
             _configure_sqlite(engine)
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
         _engines[url] = engine
     return engine
 
