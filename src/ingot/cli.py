@@ -1,6 +1,7 @@
 """The `ingot` command line. Commands call services; each context contributes its own sub-app."""
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -8,7 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ingot.core.contexts import present_modules
 from ingot.core.errors import DomainError
 
 app = typer.Typer(help="Ingot：有色及战略金属产业政策平台 / policy platform for strategic and non-ferrous metals", no_args_is_help=True)
@@ -19,7 +19,7 @@ app.add_typer(users_app, name="users")
 console = Console()
 err_console = Console(stderr=True)
 
-# (module, attribute, command name): contexts' Typer sub-apps mounted when present.
+# (module, attribute, command name): each context's Typer sub-app.
 SUB_APPS = (
     ("ingot.monitoring.hj212.cli", "app", "hj212"),
     ("ingot.monitoring.cli", "app", "monitor"),
@@ -169,14 +169,10 @@ def demo(
 
 
 def _mount_contexts() -> None:
-    modules = dict(present_modules({entry[0] for entry in SUB_APPS + COMMANDS}))
     for module_name, attribute, name in SUB_APPS:
-        if module_name in modules:
-            app.add_typer(getattr(modules[module_name], attribute), name=name)
+        app.add_typer(getattr(importlib.import_module(module_name), attribute), name=name)
     for module_name, attribute, name in COMMANDS:
-        module = modules.get(module_name)
-        if module is not None and hasattr(module, attribute):
-            app.command(name)(getattr(module, attribute))
+        app.command(name)(getattr(importlib.import_module(module_name), attribute))
 
 
 _mount_contexts()

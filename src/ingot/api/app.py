@@ -1,11 +1,12 @@
 """The FastAPI application: API under /api, server-rendered pages elsewhere, OpenAPI at /docs."""
 from __future__ import annotations
 
+import importlib
+
 from fastapi import FastAPI
 
 from ingot import __version__
 from ingot.api.errors import install_error_handlers
-from ingot.core.contexts import present_modules
 
 # Each context exposes `router` in its api module; the web shell exposes its pages the same way.
 ROUTER_MODULES = (
@@ -34,7 +35,7 @@ def create_app() -> FastAPI:
 
     catalogue()
     install_error_handlers(app)
-    for _name, module in present_modules(ROUTER_MODULES):
+    for module in map(importlib.import_module, ROUTER_MODULES):
         app.include_router(module.router)
         mount = getattr(module, "mount", None)
         if mount is not None:

@@ -1,7 +1,7 @@
 """Imports every context's models so that the metadata (and Alembic) sees all tables."""
 from __future__ import annotations
 
-from ingot.core.contexts import present_modules
+import importlib
 
 MODEL_MODULES = (
     "ingot.core.auth",
@@ -14,4 +14,5 @@ MODEL_MODULES = (
 
 
 def load_all_models() -> None:
-    list(present_modules(MODEL_MODULES))
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
