@@ -138,6 +138,16 @@ def yuan(fen: int | None) -> str:
     return "" if fen is None else _yuan(int(fen))
 
 
+def local_time(value: str | datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A time as the API gives it (ISO 8601 in UTC with its offset) or an aware datetime, shown in Asia/Shanghai."""
+    if value is None or value == "":
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:  # SQLite hands back naive UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(SHANGHAI).strftime(fmt)
+
+
 def stream_since(session: Session, after_id: int) -> list[dict]:
     return list(reversed(tape(session, after_id=after_id, limit=500)))
 

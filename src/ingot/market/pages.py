@@ -19,7 +19,7 @@ from ingot.api.deps import current_principal, get_session, language
 from ingot.core.auth import Principal
 from ingot.core.errors import DomainError, Forbidden
 from ingot.core.timeutil import utcnow
-from ingot.market import accounts, marketdata, products, receipts, trading
+from ingot.market import accounts, barcode, marketdata, products, receipts, trading
 from ingot.market.api import OrderId, alarms_for
 from ingot.market.common import ID_MAX, OVERSEERS, TRADERS, scope_of, trading_day
 from ingot.market.models import (
@@ -37,6 +37,8 @@ from ingot.web.rendering import add_template_dir, render, templates
 router = APIRouter(include_in_schema=False)
 add_template_dir(Path(__file__).parent / "templates")
 templates.env.filters["yuan"] = marketdata.yuan
+# Times reach the templates as the API's ISO UTC strings; people read them in Beijing time.
+templates.env.filters["local_time"] = marketdata.local_time
 
 
 def _page(request: Request, template: str, principal: Principal, lang: str, status_code: int = 200, **context):
@@ -77,7 +79,8 @@ def _product_page(request, session, principal, lang, code, *, error: DomainError
     previous = products.previous_settlement_price(session, product, today)
     band = products.price_band(previous, version) if version else None
     tape = marketdata.tape(session, code, limit=30)
-    chart = marketdata.line_chart([(row["at"][11:16], row["price_fen"]) for row in reversed(tape)], unit="")
+    chart = marketdata.line_chart([(marketdata.local_time(row["at"], "%H:%M"), row["price_fen"]) for row in reversed(tape)],
+                                  unit="")
     tradeable = principal.role in TRADERS
     own_receipts = [r for r in receipts.list_receipts(session, principal, product=code)
                     if r.lien_kind is None and r.status in ("registered", "transferred")] if tradeable else []
@@ -219,6 +222,18 @@ def receipt_page(number: str, request: Request, principal: Principal = Depends(c
     product = session.get(Product, receipt.product_id)
     warehouse = session.get(Warehouse, receipt.warehouse_id)
     return _page(request, "market_receipt.html", principal, lang, receipt=view, product=product, warehouse=warehouse)
+
+
+@router.get("/market/receipts/{number}/print")
+def receipt_print_page(number: str, request: Request, principal: Principal = Depends(current_principal),
+                       lang: str = Depends(language), session: Session = Depends(get_session)):
+    """The receipt's particulars with its number as a Code 128 barcode, laid out for printing."""
+    receipt = receipts.visible_receipt(session, principal, number)
+    view = receipts.receipt_view(session, receipt)
+    product = session.get(Product, receipt.product_id)
+    warehouse = session.get(Warehouse, receipt.warehouse_id)
+    return _page(request, "market_receipt_print.html", principal, lang, receipt=view, product=product,
+                 warehouse=warehouse, barcode=barcode.svg(receipt.number))
 
 
 @router.get("/market/statements")
