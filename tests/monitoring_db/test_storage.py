@@ -119,3 +119,38 @@ def test_record_from_decoded_packet():
     answer_only = hj212.decode(hj212.frame("QN=20261101100000000;ST=91;CN=9011;PW=123456;MN=888888800000000000000001;"
                                            "Flag=4;CP=&&QnRtn=1&&"))
     assert record_from_packet(answer_only, received_at=T0, text="x").readings == ()
+
+
+def test_measured_values_are_stored_exactly_on_every_backend(session):
+    """Mass (Cou) and concentrations never pass through binary floats: what goes in comes back as the same decimal,
+    at the column's 6 places, on SQLite as on PostgreSQL, by the sink's bulk path and by the ORM alike."""
+    world = build_world(session)
+    point_id = world.points["kunming"]["id"]
+    exact = {"cou": Decimal("123456789012.345678"), "avg": Decimal("0.1"), "min": Decimal("-0.000001"),
+             "max": Decimal("99999999999999999.5"), "zs_avg": Decimal("0.30000000000000004")}
+    write_batch(session, [IngestRecord(received_at=T0, text="m", accepted=True, point_id=point_id, kind="day",
+                                       data_time=T0, readings=(Reading("a21026", dict(exact), "N"),))])
+    session.add(Measurement(point_id=point_id, pollutant="a21002", kind="day", data_time=T0, received_at=T0,
+                            cou=Decimal("123456789012.345678"), avg=Decimal("2.0000005")))
+    session.commit()
+    bulk = session.scalar(select(Measurement).where(Measurement.pollutant == "a21026"))
+    assert (bulk.cou, bulk.avg, bulk.min, bulk.max, bulk.zs_avg) == (
+        Decimal("123456789012.345678"), Decimal("0.1"), Decimal("-0.000001"), Decimal("99999999999999999.5"),
+        Decimal("0.300000"))
+    assert all(type(value) is Decimal for value in (bulk.cou, bulk.avg, bulk.min, bulk.max, bulk.zs_avg))
+    assert str(bulk.cou) == "123456789012.345678"
+    orm = session.scalar(select(Measurement).where(Measurement.pollutant == "a21002"))
+    assert (orm.cou, orm.avg) == (Decimal("123456789012.345678"), Decimal("2.000001"))  # half away from zero, as PostgreSQL
+    if session.get_bind().dialect.name == "sqlite":
+        stored = session.execute(select(func.typeof(Measurement.cou), func.typeof(Measurement.avg))).all()
+        assert set(stored) == {("text", "text")}
+
+
+def test_exact_reading_text_refuses_floats_and_overflow():
+    from ingot.monitoring.models import exact_reading_text
+
+    assert exact_reading_text(Decimal("1.5")) == "1.500000" and exact_reading_text(Decimal("-0")) == "0.000000"
+    with pytest.raises(TypeError):
+        exact_reading_text(1.5)
+    with pytest.raises(ValueError):
+        exact_reading_text(Decimal("1E+18"))

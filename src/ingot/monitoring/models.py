@@ -9,8 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from decimal import ROUND_HALF_UP, Context, InvalidOperation
+
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from ingot.core.db import Base, JSONData, Quantity, UTCDateTime
 from ingot.core.timeutil import utcnow
@@ -26,6 +29,47 @@ ALARM_STATES = ("open", "acknowledged", "closed")
 def Reading() -> Numeric:
     """A measured value; 6 decimals hold every concentration, flow and cumulative value HJ 212 carries."""
     return Numeric(24, 6, asdecimal=True)
+
+
+_SCALE = Decimal("0.000001")
+_SCALE_CONTEXT = Context(prec=40, rounding=ROUND_HALF_UP, traps=[InvalidOperation])
+
+
+def exact_reading_text(value: Decimal | int | str) -> str:
+    """The text a measured value is stored as on SQLite: the decimal rounded to the column's 6 places as
+    PostgreSQL's NUMERIC(24, 6) rounds it (half away from zero), so both backends give back the same Decimal.
+    Floats are refused: mass and concentration values never pass through binary floating point."""
+    if isinstance(value, float):
+        raise TypeError("a measured value must be a Decimal (or int or decimal text), never a float")
+    number = Decimal(value) if not isinstance(value, Decimal) else value
+    rounded = number.quantize(_SCALE, context=_SCALE_CONTEXT)
+    if not rounded.is_finite() or rounded.adjusted() >= 18:
+        raise ValueError(f"measured value {value!r} does not fit NUMERIC(24, 6)")
+    return str(rounded.copy_abs() if rounded.is_zero() else rounded)
+
+
+class ExactReading(TypeDecorator):
+    """A measured value, exact on every backend: NUMERIC(24, 6) on PostgreSQL; on SQLite, which has no decimal
+    type (SQLAlchemy's Numeric would store a binary float there), the decimal text in a TEXT column. Values are
+    compared and aggregated in Python (ingot.monitoring.service / validity), never by SQL arithmetic."""
+
+    impl = Numeric(24, 6, asdecimal=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Text())
+        return dialect.type_descriptor(Numeric(24, 6, asdecimal=True))
+
+    def process_bind_param(self, value, dialect):
+        if value is None or dialect.name != "sqlite":
+            return value
+        return exact_reading_text(value)
+
+    def process_result_value(self, value, dialect):
+        if value is None or dialect.name != "sqlite":
+            return value
+        return Decimal(value)
 
 
 class MonitoringPoint(Base):
@@ -78,15 +122,15 @@ class Measurement(Base):
     pollutant: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(8))
     data_time: Mapped[datetime] = mapped_column(UTCDateTime())
-    rtd: Mapped[Decimal | None] = mapped_column(Reading(), nullable=True)
-    avg: Mapped[Decimal | None] = mapped_column(Reading(), nullable=True)
-    min: Mapped[Decimal | None] = mapped_column(Reading(), nullable=True)
-    max: Mapped[Decimal | None] = mapped_column(Reading(), nullable=True)
-    zs_rtd: Mapped[Decimal | None] = mapped_column(Reading(), nullable=True)
-    zs_avg: Mapped[Decimal | None] = mapped_column(Reading(), nullable=True)
-    zs_min: Mapped[Decimal | None] = mapped_column(Reading(), nullable=True)
-    zs_max: Mapped[Decimal | None] = mapped_column(Reading(), nullable=True)
-    cou: Mapped[Decimal | None] = mapped_column(Reading(), nullable=True)
+    rtd: Mapped[Decimal | None] = mapped_column(ExactReading(), nullable=True)
+    avg: Mapped[Decimal | None] = mapped_column(ExactReading(), nullable=True)
+    min: Mapped[Decimal | None] = mapped_column(ExactReading(), nullable=True)
+    max: Mapped[Decimal | None] = mapped_column(ExactReading(), nullable=True)
+    zs_rtd: Mapped[Decimal | None] = mapped_column(ExactReading(), nullable=True)
+    zs_avg: Mapped[Decimal | None] = mapped_column(ExactReading(), nullable=True)
+    zs_min: Mapped[Decimal | None] = mapped_column(ExactReading(), nullable=True)
+    zs_max: Mapped[Decimal | None] = mapped_column(ExactReading(), nullable=True)
+    cou: Mapped[Decimal | None] = mapped_column(ExactReading(), nullable=True)
     flag: Mapped[str | None] = mapped_column(String(2), nullable=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

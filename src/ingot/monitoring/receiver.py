@@ -144,14 +144,15 @@ class ReceiverStats:
 
 
 class _Connection:
-    __slots__ = ("peer", "writer", "last_seen", "credentials", "device", "mn", "st", "version", "reassembler",
-                 "auth_failures", "closing")
+    __slots__ = ("peer", "writer", "last_seen", "credentials", "device", "mn", "password", "st", "version",
+                 "reassembler", "auth_failures", "closing")
 
     def __init__(self, peer: str, writer: asyncio.StreamWriter, now: float):
         self.peer, self.writer, self.last_seen = peer, writer, now
         self.credentials: tuple[str, str] | None = None
         self.device: Any | None = None
         self.mn: str | None = None
+        self.password: str | None = None
         self.st = "91"
         self.version = 1
         self.reassembler = Reassembler(max_pending=64)
@@ -276,45 +277,64 @@ class ReceiverServer:
             writer.close()
 
     async def _drain_packets(self, connection: _Connection, buffer: bytearray) -> None:
-        while True:
-            end = buffer.find(b"\r\n")
-            if end < 0:
-                start = buffer.rfind(b"##")
-                # Keep only what may still become a packet; a lone trailing '#' may be half of '##'.
-                keep_from = start if start >= 0 else (len(buffer) - 1 if buffer.endswith(b"#") else len(buffer))
-                if keep_from > 0:
-                    self.stats.garbage_bytes += keep_from
-                    del buffer[:keep_from]
-                return
-            start = buffer.rfind(b"##", 0, end)
-            if start < 0:
-                self.stats.garbage_bytes += end + 2
+        # Every complete packet of this read is handled in turn; their answers go out in one write and the
+        # received packets to the sink in one call, so a busy device costs one system call and one queue
+        # operation per read rather than per packet. Answers are sent before the sink may apply back-pressure.
+        answers: list[bytes] = []
+        received: list[ReceivedPacket] = []
+        received_at = None
+        try:
+            while True:
+                end = buffer.find(b"\r\n")
+                if end < 0:
+                    start = buffer.rfind(b"##")
+                    # Keep only what may still become a packet; a lone trailing '#' may be half of '##'.
+                    keep_from = start if start >= 0 else (len(buffer) - 1 if buffer.endswith(b"#") else len(buffer))
+                    if keep_from > 0:
+                        self.stats.garbage_bytes += keep_from
+                        del buffer[:keep_from]
+                    return
+                start = buffer.rfind(b"##", 0, end)
+                if start < 0:
+                    self.stats.garbage_bytes += end + 2
+                    del buffer[:end + 2]
+                    continue
+                self.stats.garbage_bytes += start
+                raw = bytes(buffer[start:end])
                 del buffer[:end + 2]
-                continue
-            self.stats.garbage_bytes += start
-            raw = bytes(buffer[start:end])
-            del buffer[:end + 2]
-            await self._handle(connection, raw)
-            if connection.closing:
-                return
+                if received_at is None:
+                    received_at = self.clock()  # the bytes of one read arrived together
+                await self._handle(connection, raw, received_at, answers, received)
+                if connection.closing:
+                    return
+        finally:
+            if answers:
+                await self._write(connection, b"".join(answers))
+                self.stats.answers_sent += len(answers)
+            if received:
+                put_many = getattr(self.sink, "put_many", None)
+                if put_many is not None:
+                    await put_many(received)
+                else:
+                    for item in received:
+                        await self.sink.put(item)
 
-    async def _handle(self, connection: _Connection, raw: bytes) -> None:
-        received_at = self.clock()
+    async def _handle(self, connection: _Connection, raw: bytes, received_at: datetime, answers: list[bytes],
+                      received: list[ReceivedPacket]) -> None:
         text = raw.decode("utf-8", "replace")
         try:
             packet = decode(raw, self.tolerate)
         except HJ212Error as error:
             self.stats.packets_rejected[error.code] += 1
-            await self.sink.put(ReceivedPacket(received_at, connection.peer, text, False, reason_code=error.code,
-                                               reason=error.message_en, reason_zh=error.message_zh))
+            received.append(ReceivedPacket(received_at, connection.peer, text, False, reason_code=error.code,
+                                           reason=error.message_en, reason_zh=error.message_zh))
             return
-        credentials = (packet.mn, packet.pw)
-        if credentials != connection.credentials:
+        if packet.mn != connection.mn or packet.pw != connection.password:
             device = await self.directory.authenticate(packet.mn, packet.pw)
             if device is None:
                 connection.auth_failures += 1
                 self.stats.packets_rejected["auth_failed"] += 1
-                await self.sink.put(ReceivedPacket(
+                received.append(ReceivedPacket(
                     received_at, connection.peer, text, False, packet, reason_code="auth_failed",
                     reason=f"unknown MN or wrong password for MN {packet.mn}",
                     reason_zh=f"MN {packet.mn} 未登记或密码错误"))
@@ -324,23 +344,27 @@ class ReceiverServer:
                 return
             if connection.mn is not None and connection.mn != packet.mn and self._by_mn.get(connection.mn) is connection:
                 del self._by_mn[connection.mn]
-            connection.credentials, connection.device, connection.mn = credentials, device, packet.mn
+            connection.credentials, connection.device = (packet.mn, packet.pw), device
+            connection.mn, connection.password = packet.mn, packet.pw
             self._by_mn[packet.mn] = connection
         connection.st, connection.version = packet.st, packet.version
         self.stats.packets_accepted += 1
-        if packet.needs_answer:
-            await self._answer(connection, packet)
-        if packet.cn in ANSWER_CODES or (packet.qn is not None and (packet.mn, packet.qn) in self._pending):
+        if packet.flag is not None and packet.flag & 1:  # the answer bit: needs_answer
+            answers.append(self._answer_bytes(packet))
+        if packet.cn in ANSWER_CODES or (self._pending and packet.qn is not None and (packet.mn, packet.qn) in self._pending):
             self._route_answer(packet)
-        whole = connection.reassembler.add(packet)
+        whole = packet if packet.pnum is None else connection.reassembler.add(packet)
         if whole is not None:
-            await self.sink.put(ReceivedPacket(received_at, connection.peer, text, True, whole, connection.device))
+            received.append(ReceivedPacket(received_at, connection.peer, text, True, whole, connection.device))
+
+    @staticmethod
+    def _answer_bytes(packet: Packet) -> bytes:
+        cn = "9013" if packet.cn in DEVICE_NOTIFICATIONS else "9014"
+        qn = f"QN={packet.qn};" if packet.qn is not None else ""
+        return frame(f"{qn}ST=91;CN={cn};PW={packet.pw};MN={packet.mn};Flag={flag_for(version=packet.version)};CP=&&&&")
 
     async def _answer(self, connection: _Connection, packet: Packet) -> None:
-        cn = "9013" if packet.cn in DEVICE_NOTIFICATIONS else "9014"
-        head = [f"QN={packet.qn}"] if packet.qn is not None else []
-        head += ["ST=91", f"CN={cn}", f"PW={packet.pw}", f"MN={packet.mn}", f"Flag={flag_for(version=packet.version)}"]
-        await self._write(connection, frame(";".join(head) + ";CP=&&&&"))
+        await self._write(connection, self._answer_bytes(packet))
         self.stats.answers_sent += 1
 
     async def _write(self, connection: _Connection, data: bytes) -> None:

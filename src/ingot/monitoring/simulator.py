@@ -323,6 +323,81 @@ async def run_fleet(host: str, port: int, devices: list[DeviceSpec], *, seconds:
     return report
 
 
+def pregenerate(devices: list[DeviceSpec], ticks: int, *, seed: int = 212,
+                start: datetime | None = None) -> dict[str, list[bytes]]:
+    """Each device's well-formed packets for `ticks` simulated minutes, generated up front (MN → packets), so a
+    load generator can replay them without spending its CPU on the simulation while it is measured."""
+    begin = start or datetime.now(timezone.utc)
+    master = random.Random(seed)
+    streams = {}
+    for spec in devices:
+        device = VirtualDevice(spec, random.Random(master.getrandbits(64)), begin)
+        packets: list[bytes] = []
+        for _ in range(ticks):
+            packets.extend(packet for packet, ok in device.packets_for_tick() if ok)
+        streams[spec.mn] = packets
+    return streams
+
+
+async def replay_fleet(host: str, port: int, streams: dict[str, list[bytes]], *, window: int = 8,
+                       seconds: float = 60.0) -> FleetReport:
+    """Light clients, one connection per device, each keeping `window` packets in flight: a packet goes out when
+    the answer to an earlier one comes back (answers arrive in order on a connection). Latency is from writing a
+    packet to reading its answer. Every replayed packet must ask for an answer (the simulator's all do)."""
+    report = FleetReport(devices=len(streams))
+    loop = asyncio.get_running_loop()
+    stop_at = loop.time() + seconds
+    clock = time.perf_counter
+    latencies = report.latencies
+
+    async def device(packets: list[bytes]) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            report.connect_failures += 1
+            return
+        sent: list[float] = []
+        answered = 0
+        first = packets[:window]
+        writer.write(b"".join(first))
+        now = clock()
+        sent.extend(now for _ in first)
+        report.packets_sent += len(first)
+        next_index = len(first)
+        pending = b""
+        try:
+            while answered < next_index:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                now = clock()
+                pending += data
+                lines = pending.count(b"\r\n")
+                if not lines:
+                    continue
+                pending = pending[pending.rfind(b"\r\n") + 2:]
+                for index in range(answered, answered + lines):
+                    latencies.append(now - sent[index])
+                answered += lines
+                report.answers += lines
+                if next_index < len(packets) and loop.time() < stop_at:
+                    more = packets[next_index:next_index + lines]
+                    writer.write(b"".join(more))
+                    now = clock()
+                    sent.extend(now for _ in more)
+                    next_index += len(more)
+                    report.packets_sent += len(more)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(device(packets) for packets in streams.values()))
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
 app = typer.Typer(help="HJ 212 CEMS 模拟器 / simulated CEMS devices", no_args_is_help=False, invoke_without_command=True)
 
 
