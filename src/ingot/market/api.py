@@ -533,14 +533,23 @@ def get_reserve_operations(session: Session = Depends(get_session), principal: P
 
 
 @router.get("/stream")
-async def stream(request: Request, after: int | None = Query(None, ge=0, le=ID_MAX), follow: bool = True, poll_seconds: float = Query(1.0, ge=0.2, le=30),
+async def stream(request: Request, after: int | None = Query(None, ge=0, le=ID_MAX), follow: bool = True,
+                 poll_seconds: float = Query(1.0, ge=0.2, le=30), product: str | None = Query(None, max_length=16),
                  principal: Principal = Depends(current_principal)):
-    """Server-sent events: one `trade` event per trade after `after` (default: from now), polling the database so
-    that trades committed by any process appear; `follow=false` sends what is there and ends."""
+    """Server-sent events, polling the database so that what any process commits appears: one `trade` event per
+    trade after `after` (default: from now), and with `product` only that product's trades plus a `depth` event
+    with its order book whenever the book changes (first at once). `follow=false` sends what is there and ends."""
+    if product is not None:
+        with session_factory()() as reader:
+            products.get_product(reader, product)
 
     def fetch(last: int) -> list[dict]:
         with session_factory()() as reader:
-            return marketdata.stream_since(reader, last)
+            return marketdata.stream_since(reader, last, product)
+
+    def book() -> dict:
+        with session_factory()() as reader:
+            return marketdata.depth(reader, product)
 
     def start() -> int:
         with session_factory()() as reader:
@@ -548,14 +557,19 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=ID_M
 
     async def events():
         last = start() if after is None else after
+        shown_book = None
         yield ": ingot market stream\n\n"
         while True:
             for trade in fetch(last):
                 last = trade["trade_id"]
                 yield f"id: {last}\nevent: trade\ndata: {json.dumps(trade, ensure_ascii=False)}\n\n"
+            if product is not None:
+                current = book()
+                if current != shown_book:
+                    shown_book = current
+                    yield f"event: depth\ndata: {json.dumps(current, ensure_ascii=False)}\n\n"
             if not follow or await request.is_disconnected():
                 return
             await asyncio.sleep(poll_seconds)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-

@@ -148,8 +148,9 @@ def local_time(value: str | datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> 
     return moment.astimezone(SHANGHAI).strftime(fmt)
 
 
-def stream_since(session: Session, after_id: int) -> list[dict]:
-    return list(reversed(tape(session, after_id=after_id, limit=500)))
+def stream_since(session: Session, after_id: int, product: str | None = None) -> list[dict]:
+    """Trades after `after_id` (of one product, if given), oldest first."""
+    return list(reversed(tape(session, product, after_id=after_id, limit=500)))
 
 
 def latest_trade_id(session: Session) -> int:
