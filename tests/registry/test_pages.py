@@ -266,3 +266,34 @@ def test_ids_that_cannot_exist_are_404_pages_not_errors(log_in):
         response = client.get(path)
         assert response.status_code == 404, path
         assert response.headers["content-type"].startswith("text/html"), path
+
+
+def test_the_language_switch_keeps_the_filters_sort_and_page(log_in, world):
+    page = log_in("yunnan").get("/registry/enterprises", params={"metal": "aluminium", "sort": "name", "q": "测试"})
+    switch = re.search(r'href="([^"]+)"[^>]*data-testid="language-switch"', page.text).group(1).replace("&amp;", "&")
+    followed = log_in("yunnan").get(switch)
+    assert followed.status_code == 200 and "<h1>Enterprises</h1>" in followed.text
+    assert str(followed.url).split("?", 1)[1].split("&") == ["metal=aluminium", "sort=name", "q=%E6%B5%8B%E8%AF%95", "lang=en"]
+    back = re.search(r'href="([^"]+)"[^>]*data-testid="language-switch"', followed.text).group(1).replace("&amp;", "&")
+    assert back.endswith("lang=zh-CN") and "metal=aluminium" in back and back.count("lang=") == 1
+
+
+def test_refusals_outside_the_registry_are_pages_for_browsers_and_json_for_the_api(log_in, world):
+    client = log_in("yunnan")
+    for path, status, shown in (("/monitoring/points/abc", 422, "point_id"), ("/no-such-page", 404, "未找到"),
+                                ("/policy/provisions/no-such-rule", 422, "no-such-rule")):
+        response = client.get(path, headers=HTML)
+        assert response.status_code == status, path
+        assert response.headers["content-type"].startswith("text/html"), path
+        assert 'class="error"' in response.text and shown in response.text, path
+    english = client.get("/no-such-page", headers=HTML, params={"lang": "en"})
+    assert english.status_code == 404 and "Not Found" in english.text and "未找到" not in english.text
+    api = client.get("/api/registry/enterprises/abc", headers=HTML)
+    assert api.status_code == 422 and api.headers["content-type"].startswith("application/json")
+    assert api.json()["detail"][0]["field"]
+
+
+def test_vocabulary_labels_with_commas_keep_their_whole_english_name():
+    from ingot.registry.vocabulary import vocabulary
+
+    assert vocabulary().label("ownership_types", "hmt_invested", "en") == "Hong Kong, Macao or Taiwan invested"

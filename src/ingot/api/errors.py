@@ -50,15 +50,30 @@ def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
 
 
+def _answer(request: Request, status_code: int, details: list[dict], headers: dict | None = None):
+    """JSON for API clients; for a person in the browser the same refusal as the shared error page, in their language."""
+    if not _wants_html(request):
+        return JSONResponse(status_code=status_code, content={"detail": details}, headers=headers)
+    from ingot.api.deps import language
+    from ingot.web.rendering import render
+
+    lang = language(request)
+    message = "；".join(detail["msg_en" if lang == "en" else "msg"] for detail in details)
+    response = render(request, "error.html", None, lang, status_code=status_code, status=status_code, message=message)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError):
         if isinstance(exc, NotAuthenticated) and _wants_html(request):
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-        return JSONResponse(status_code=exc.status_code, content={"detail": [exc.as_dict()]})
+        return _answer(request, exc.status_code, [exc.as_dict()])
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError):
+    async def validation_error(request: Request, exc: RequestValidationError):
         details = []
         for error in exc.errors():
             location = [str(part) for part in error.get("loc", ())]
@@ -74,66 +89,61 @@ def install_error_handlers(app: FastAPI) -> None:
                     "msg_en": f"{field or 'request'}: {message_en}",
                 }
             )
-        return JSONResponse(status_code=422, content={"detail": details})
+        return _answer(request, 422, details)
 
     @app.exception_handler(IntegrityError)
-    async def integrity_error(_request: Request, exc: IntegrityError):
+    async def integrity_error(request: Request, exc: IntegrityError):
         log.info("integrity error: %s", exc.orig)
-        return JSONResponse(
-            status_code=409,
-            content={"detail": [{"code": "conflict", "msg": "与现有数据冲突（唯一性或引用约束）", "msg_en": "conflicts with existing data (uniqueness or reference)"}]},
-        )
+        return _answer(request, 409, [{"code": "conflict", "msg": "与现有数据冲突（唯一性或引用约束）",
+                                       "msg_en": "conflicts with existing data (uniqueness or reference)"}])
 
-    def out_of_range() -> JSONResponse:
-        return JSONResponse(
-            status_code=422,
-            content={"detail": [{"code": "out_of_range", "msg": "数值超出可存储的范围", "msg_en": "a number is outside the range that can be stored"}]},
-        )
+    def out_of_range(request: Request):
+        return _answer(request, 422, [{"code": "out_of_range", "msg": "数值超出可存储的范围",
+                                       "msg_en": "a number is outside the range that can be stored"}])
 
     # The last line of defence: inputs are bounded where they enter, but a number too large for the database must
     # still be a 422, never a 500 (SQLite raises OverflowError, PostgreSQL a DataError).
     @app.exception_handler(OverflowError)
-    async def overflow_error(_request: Request, exc: OverflowError):
+    async def overflow_error(request: Request, exc: OverflowError):
         log.info("number out of range: %s", exc)
-        return out_of_range()
+        return out_of_range(request)
 
     @app.exception_handler(DataError)
-    async def data_error(_request: Request, exc: DataError):
+    async def data_error(request: Request, exc: DataError):
         log.info("value rejected by the database: %s", exc.orig)
-        return out_of_range()
+        return out_of_range(request)
 
     @app.exception_handler(StatementError)
     async def statement_error(request: Request, exc: StatementError):
         if isinstance(exc.orig, OverflowError):
-            return out_of_range()
+            return out_of_range(request)
         return await unexpected(request, exc)
 
-    def busy() -> JSONResponse:
-        return JSONResponse(
-            status_code=503, headers={"Retry-After": "1"},
-            content={"detail": [{"code": "busy", "msg": "系统繁忙，请稍后重试（请求未执行）",
-                                 "msg_en": "the platform is busy; retry shortly (the request was not carried out)"}]},
-        )
+    def busy(request: Request):
+        return _answer(request, 503, [{"code": "busy", "msg": "系统繁忙，请稍后重试（请求未执行）",
+                                       "msg_en": "the platform is busy; retry shortly (the request was not carried out)"}],
+                       headers={"Retry-After": "1"})
 
     # Overload is a retryable refusal, not an internal error: the unit of work rolled back, nothing was written.
     @app.exception_handler(PoolTimeout)
-    async def pool_timeout(_request: Request, exc: PoolTimeout):
+    async def pool_timeout(request: Request, exc: PoolTimeout):
         log.warning("connection pool exhausted: %s", exc)
-        return busy()
+        return busy(request)
 
     @app.exception_handler(OperationalError)
     async def operational_error(request: Request, exc: OperationalError):
         if "database is locked" in str(exc.orig) or "could not obtain lock" in str(exc.orig):
             log.warning("database busy: %s", exc.orig)
-            return busy()
+            return busy(request)
         return await unexpected(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException):
+    async def http_error(request: Request, exc: StarletteHTTPException):
         zh = {404: "未找到", 405: "不支持该方法", 401: "请先登录", 403: "无权访问"}.get(exc.status_code, "请求错误")
-        return JSONResponse(status_code=exc.status_code, content={"detail": [{"code": str(exc.status_code), "msg": zh, "msg_en": str(exc.detail)}]})
+        return _answer(request, exc.status_code, [{"code": str(exc.status_code), "msg": zh, "msg_en": str(exc.detail)}],
+                       headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception):
+    async def unexpected(request: Request, exc: Exception):
         log.exception("unexpected error", exc_info=exc)
-        return JSONResponse(status_code=500, content={"detail": [{"code": "internal", "msg": "服务器内部错误", "msg_en": "internal server error"}]})
+        return _answer(request, 500, [{"code": "internal", "msg": "服务器内部错误", "msg_en": "internal server error"}])

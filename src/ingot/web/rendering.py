@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from importlib.resources import files
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
@@ -50,6 +51,13 @@ def available_paths(request: Request) -> set[str]:
     return set(_route_paths(request.app.routes))
 
 
+def language_switch_href(request: Request, lang: str) -> str:
+    """The same page in the other language, keeping every filter, sort and page the user has chosen."""
+    query = [(key, value) for key, value in request.query_params.multi_items() if key != "lang"]
+    query.append(("lang", "zh-CN" if lang == "en" else "en"))
+    return f"{request.url.path}?{urlencode(query)}"
+
+
 def render(request: Request, template: str, principal: Principal | None, lang: str, status_code: int = 200, **context):
     paths = available_paths(request)
     nav = [(key, href) for key, href in NAVIGATION if href in paths]
@@ -65,6 +73,7 @@ def render(request: Request, template: str, principal: Principal | None, lang: s
             "nav": nav,
             "role_label": role[1] if lang == "en" else role[0],
             "now": shown(utcnow()),
+            "language_switch_href": language_switch_href(request, lang),
             **context,
         },
         status_code=status_code,
