@@ -121,6 +121,45 @@ def test_command_round_trip_with_a_simulated_device():
     assert missing.code == "device_not_connected"
 
 
+def test_history_uploads_under_their_own_qn_and_progress_steps_reach_the_command():
+    """Appendix C.20: history packets come under QNs of the device's own; they belong to the request once accepted."""
+    spec = DeviceSpec(mn=MN, pollutants=("a21026",), refuses=("1062",))
+
+    async def scenario(server, sink):
+        device = VirtualDevice(spec, __import__("random").Random(1), datetime(2024, 1, 5, 2, 0, tzinfo=timezone.utc))
+        for _ in range(5):
+            device.packets_for_tick()  # five minutes of history: 10:00 to 10:04 Beijing time
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(data_packet(0))
+        await read_answers(reader, 1)
+
+        async def logger_side():
+            while True:
+                line = await reader.readuntil(b"\r\n")
+                writer.write(b"".join(device.answers_to(line)))
+
+        side = asyncio.create_task(logger_side())
+        steps = []
+        history = await server.send_command(MN, "2051", {"BeginTime": "20240105100100", "EndTime": "20240105100300"},
+                                            timeout=10, on_progress=lambda r: steps.append((r.qn, r.qn_rtn)))
+        empty = await server.send_command(MN, "2051", {"BeginTime": "20230105100100", "EndTime": "20230105100300"},
+                                          timeout=10)
+        refused = await server.send_command(MN, "1062", {"RtdInterval": "60"}, timeout=10)
+        minutes = await server.send_command(MN, "1064", {"MinInterval": "10"}, timeout=10)
+        asked = await server.send_command(MN, "1063", timeout=10)
+        side.cancel()
+        writer.close()
+        return history, steps, empty, refused, minutes, asked
+
+    history, steps, empty, refused, minutes, asked = run(scenario)
+    assert history.succeeded and [p.data_time.strftime("%H%M") for p in history.uploads] == ["1001", "1002", "1003"]
+    assert all(p.qn != history.qn for p in history.uploads)
+    assert steps == [(history.qn, None), (history.qn, 1)]
+    assert (empty.qn_rtn, empty.exe_rtn, empty.uploads) == (1, 100, [])
+    assert (refused.qn_rtn, refused.exe_rtn, refused.succeeded) == (2, None, False)
+    assert minutes.succeeded and asked.uploads[0].params == {"MinInterval": "10"}
+
+
 def test_command_times_out_when_the_device_stays_silent():
     async def scenario(server, sink):
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from ingot.api.deps import OptionalRecordId, RecordId, current_principal, get_session
 from ingot.core.auth import Principal
-from ingot.monitoring import service
+from ingot.monitoring import commands, service
 from ingot.monitoring.alarms import alarm_view, change_alarm_state
+from ingot.monitoring.models import COMMAND_STATES
 
 router = APIRouter(prefix="/api/monitoring", tags=["monitoring"])
 
@@ -24,6 +25,7 @@ Kind = Literal["rtd", "minute", "hour", "day"]
 Aggregation = Literal["none", "hour", "day"]
 AlarmState = Literal["open", "acknowledged", "closed"]
 AlarmKind = Literal["exceedance", "missing_data", "flag"]
+CommandState = Literal[COMMAND_STATES]
 
 
 def plain(value):
@@ -71,6 +73,13 @@ class LimitIn(_Strict):
 
 class AlarmAction(_Strict):
     note: str = Field("", max_length=2000)
+
+
+class CommandIn(_Strict):
+    # The code and the fields are checked against the command catalogue by the service (422 naming the field).
+    cn: str = Field(min_length=1, max_length=8)
+    params: dict[Annotated[str, Field(max_length=32)], Annotated[str, Field(max_length=64)] | int] = Field(
+        default_factory=dict, max_length=8)
 
 
 @router.get("/points")
@@ -169,3 +178,29 @@ def acknowledge(alarm_id: RecordId, body: AlarmAction | None = None, principal: 
 def close(alarm_id: RecordId, body: AlarmAction | None = None, principal: Principal = Depends(current_principal),
           session: Session = Depends(get_session)):
     return plain(alarm_view(change_alarm_state(session, principal, alarm_id, "close", (body or AlarmAction()).note)))
+
+
+@router.get("/command-codes")
+def command_codes(principal: Principal = Depends(current_principal)):
+    """The commands the platform can send to devices, with their fields (HJ 212-2017 tables 4 and 9)."""
+    return commands.catalogue()
+
+
+@router.post("/points/{point_id}/commands", status_code=201)
+def queue_command(point_id: RecordId, body: CommandIn, principal: Principal = Depends(current_principal),
+                  session: Session = Depends(get_session)):
+    """Queue a command for the point's device (regulators in scope and administrators); the receiver process sends
+    it and records the device's 9011/9012 answers; poll the command to follow it."""
+    return plain(commands.queue_command(session, principal, point_id, body.cn, body.params))
+
+
+@router.get("/points/{point_id}/commands")
+def list_commands(point_id: RecordId, state: CommandState | None = None, limit: int = Query(50, ge=1, le=500),
+                  principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+    return plain(commands.list_commands(session, principal, point_id, state=state, limit=limit))
+
+
+@router.get("/commands/{command_id}")
+def get_command(command_id: RecordId, principal: Principal = Depends(current_principal),
+                session: Session = Depends(get_session)):
+    return plain(commands.get_command(session, principal, command_id))

@@ -184,8 +184,8 @@ class LiveMonitoring:
 
 def start_live_monitoring(host: str = "127.0.0.1", port: int = 9212, n_devices: int = 5, *,
                           url: str | None = None, scan_seconds: float = 60.0) -> LiveMonitoring:
-    """Start, in a daemon thread, the receiver on (host, port) with the DB directory and sink, the periodic alarm
-    scan, and a fleet of up to `n_devices` simulated demo devices that runs until `stop()`.
+    """Start, in a daemon thread, the receiver on (host, port) with the DB directory and sink, the receiver process's
+    jobs (queued commands, alarm scan, the retention setting), and a fleet of up to `n_devices` simulated demo devices that runs until `stop()`.
 
     Call after `load_monitoring_demo(session)` has been committed; `ingot demo` calls it before serving the web UI.
     """
@@ -193,29 +193,30 @@ def start_live_monitoring(host: str = "127.0.0.1", port: int = 9212, n_devices: 
     import threading
 
     from ingot.core.db import unit_of_work
-    from ingot.monitoring.service import scan_periodically
+    from ingot.monitoring.jobs import JobSettings, receiver_jobs
+    from ingot.monitoring.settings import retention_days_setting
     from ingot.monitoring.storage import ingest_pipeline
 
     with unit_of_work(url) as session:
         devices = demo_devices(session)[:n_devices]
     specs = fleet_specs(devices)
+    try:
+        jobs = JobSettings(scan_seconds=scan_seconds, retention_days=retention_days_setting())
+    except ValueError as setting:
+        raise RuntimeError(str(setting)) from None
     ready, error = threading.Event(), []
 
     async def main() -> None:
-        async with ingest_pipeline(url, host, port) as (_server, _sink, bound_port):
+        async with ingest_pipeline(url, host, port) as (server, _sink, bound_port), receiver_jobs(url, server, jobs):
             ready.set()
-            scanner = asyncio.create_task(scan_periodically(url, scan_seconds))
-            try:
-                # First the last few hours, fast, so the charts and hourly alarms are there within a minute or two;
-                # then one simulated minute per real minute, so the data times stay those of the clock on the wall.
-                now = utcnow()
-                backfill_from = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=BACKFILL_HOURS)
-                ticks = int((now - backfill_from) / timedelta(minutes=1))
-                await run_fleet_for(host, bound_port, specs, 3600.0, interval=0.05, start=backfill_from, max_ticks=ticks)
-                await run_fleet_for(host, bound_port, specs, float("inf"), interval=60.0,
-                                    start=utcnow().replace(second=0, microsecond=0))
-            finally:
-                scanner.cancel()
+            # First the last few hours, fast, so the charts and hourly alarms are there within a minute or two;
+            # then one simulated minute per real minute, so the data times stay those of the clock on the wall.
+            now = utcnow()
+            backfill_from = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=BACKFILL_HOURS)
+            ticks = int((now - backfill_from) / timedelta(minutes=1))
+            await run_fleet_for(host, bound_port, specs, 3600.0, interval=0.05, start=backfill_from, max_ticks=ticks)
+            await run_fleet_for(host, bound_port, specs, float("inf"), interval=60.0,
+                                start=utcnow().replace(second=0, microsecond=0))
 
     loop = asyncio.new_event_loop()
 

@@ -179,3 +179,44 @@ class Alarm(Base):
     closed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+# The life of a command the platform sends to a device (HJ 212-2017 6.6.2 / 6.6.3, appendix C):
+# queued → sent → accepted (9011 QnRtn=1) → executed (9012 ExeRtn=1) or failed (any other ExeRtn);
+# sent → refused (9011 with any other QnRtn); timed_out when the device does not answer in time;
+# offline when the device is not connected to the receiver when the command's turn comes.
+COMMAND_STATES = ("queued", "sent", "accepted", "refused", "executed", "failed", "timed_out", "offline")
+FINAL_COMMAND_STATES = frozenset({"refused", "executed", "failed", "timed_out", "offline"})
+
+
+class PlatformCommand(Base):
+    """A request the platform sends to a point's device (time calibration, intervals, history retrieval …),
+    queued by a user through the API or CLI and executed by the receiver process, which owns the connections."""
+
+    __tablename__ = "monitoring_commands"
+    __table_args__ = (
+        # The receiver polls for the oldest queued commands; the point page lists a point's newest.
+        Index("ix_monitoring_commands_state", "state", "id"),
+        Index("ix_monitoring_commands_point", "point_id", "requested_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    point_id: Mapped[int] = mapped_column(ForeignKey("monitoring_points.id", ondelete="CASCADE"))
+    enterprise_id: Mapped[int] = mapped_column(Integer, index=True)
+    division_code: Mapped[str] = mapped_column(String(6), index=True)
+    mn: Mapped[str] = mapped_column(String(24))
+    cn: Mapped[str] = mapped_column(String(4))
+    params: Mapped[dict] = mapped_column(JSONData, default=dict)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_by_id: Mapped[int] = mapped_column(Integer)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    qn: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    qn_rtn: Mapped[int | None] = mapped_column(Integer, nullable=True)    # 9011 QnRtn, table 7
+    exe_rtn: Mapped[int | None] = mapped_column(Integer, nullable=True)   # 9012 ExeRtn, table 6
+    # What the device sent back besides the answers, e.g. 1011 SystemTime or the history packets' data times.
+    reply: Mapped[dict | None] = mapped_column(JSONData, nullable=True)
+    detail: Mapped[str] = mapped_column(String(512), default="")

@@ -15,7 +15,7 @@ from ingot.api.deps import RecordId, current_principal, get_session, language
 from ingot.core.auth import Principal
 from ingot.core.errors import DomainError
 from ingot.core.timeutil import utcnow
-from ingot.monitoring import service
+from ingot.monitoring import commands, service
 from ingot.monitoring.alarms import change_alarm_state
 from ingot.monitoring.charts import line_chart
 from ingot.web.rendering import add_template_dir, render
@@ -86,6 +86,37 @@ def overview_page(request: Request, province: str = "", enterprise_id: str = "",
 @router.get("/monitoring/points/{point_id}")
 def point_page(request: Request, point_id: RecordId, principal: Principal = Depends(current_principal),
                lang: str = Depends(language), session: Session = Depends(get_session)):
+    return _point_page(request, point_id, principal, lang, session)
+
+
+# The point page's command form posts every field it has; those a command does not take arrive empty and are dropped.
+_COMMAND_FORM_FIELDS = ("SystemTime", "RtdInterval", "MinInterval", "BeginTime", "EndTime")
+
+
+def _form_time(value: str) -> str:
+    """A datetime-local field (Beijing time, as the page shows times) as the zoned ISO time the service takes."""
+    value = value.strip()
+    return f"{value}+08:00" if value and "T" in value and "+" not in value and not value.endswith("Z") else value
+
+
+@router.post("/monitoring/points/{point_id}/commands")
+async def queue_command_form(request: Request, point_id: RecordId, principal: Principal = Depends(current_principal),
+                             lang: str = Depends(language), session: Session = Depends(get_session)):
+    form = await request.form()
+    params = {name: _form_time(str(form.get(name, ""))) if name.endswith("Time") else str(form.get(name, "")).strip()
+              for name in _COMMAND_FORM_FIELDS if str(form.get(name, "")).strip()}
+    try:
+        commands.queue_command(session, principal, point_id, str(form.get("cn", "")), params)
+    except DomainError as failure:
+        if failure.status_code == 404:
+            raise
+        return _point_page(request, point_id, principal, lang, session, command_error=failure.message(lang),
+                           status_code=failure.status_code)
+    return RedirectResponse(f"/monitoring/points/{point_id}#commands", status_code=303)
+
+
+def _point_page(request: Request, point_id: int, principal: Principal, lang: str, session: Session, *,
+                command_error: str | None = None, status_code: int = 200):
     helpers = _helpers(lang)
     point = service.get_point(session, principal, point_id)
     now = utcnow()
@@ -114,8 +145,11 @@ def point_page(request: Request, point_id: RecordId, principal: Principal = Depe
     packets = service.list_packets(session, principal, point_id, limit=20)
     alarms = service.list_alarms(session, principal, point_id=point_id, limit=20)
     enterprise = _enterprise_names(session, {point["enterprise_id"]}).get(point["enterprise_id"], "")
-    return render(request, "monitoring_point.html", principal, lang, point=point, enterprise=enterprise, charts=charts,
-                  packets=packets, alarms=alarms, **helpers)
+    return render(request, "monitoring_point.html", principal, lang, status_code, point=point, enterprise=enterprise,
+                  charts=charts, packets=packets, alarms=alarms,
+                  commands=commands.list_commands(session, principal, point_id, limit=20),
+                  command_codes=commands.catalogue(), can_command=commands.may_send_commands(principal),
+                  command_error=command_error, **helpers)
 
 
 @router.get("/monitoring/alarms")

@@ -105,9 +105,12 @@ class StaticDirectory:
 
 
 class CommandFailed(Exception):
-    def __init__(self, code: str, message_zh: str, message_en: str):
+    """A command that did not complete; `result` holds what the device had answered by then (e.g. its 9011)."""
+
+    def __init__(self, code: str, message_zh: str, message_en: str, result: "CommandResult | None" = None):
         super().__init__(message_en)
         self.code, self.message_zh, self.message_en = code, message_zh, message_en
+        self.result = result
 
 
 @dataclass
@@ -184,6 +187,10 @@ class ReceiverServer:
         self._connections: set[_Connection] = set()
         self._by_mn: dict[str, _Connection] = {}
         self._pending: dict[tuple[str, str], tuple[CommandResult, asyncio.Future]] = {}
+        # (MN, CN) → QN of a pending request whose data the device uploads under QNs of its own (appendix C.20:
+        # history uploads carry a new QN), so such uploads still reach the request's result.
+        self._awaiting_uploads: dict[tuple[str, str], str] = {}
+        self._progress: dict[tuple[str, str], Callable[[CommandResult], None]] = {}
         self._sweeper: asyncio.Task | None = None
         self._handlers: set[asyncio.Task] = set()
 
@@ -351,7 +358,8 @@ class ReceiverServer:
         self.stats.packets_accepted += 1
         if packet.flag is not None and packet.flag & 1:  # the answer bit: needs_answer
             answers.append(self._answer_bytes(packet))
-        if packet.cn in ANSWER_CODES or (self._pending and packet.qn is not None and (packet.mn, packet.qn) in self._pending):
+        if self._pending and (packet.cn in ANSWER_CODES or (packet.qn is not None and (packet.mn, packet.qn) in self._pending)
+                              or (packet.mn, packet.cn) in self._awaiting_uploads):
             self._route_answer(packet)
         whole = packet if packet.pnum is None else connection.reassembler.add(packet)
         if whole is not None:
@@ -379,12 +387,22 @@ class ReceiverServer:
     # --- commands the platform sends ----------------------------------------------------------------------------
 
     def _route_answer(self, packet: Packet) -> None:
-        pending = self._pending.get((packet.mn, packet.qn or ""))
+        key = (packet.mn, packet.qn or "")
+        pending = self._pending.get(key)
+        if pending is None and packet.cn not in ANSWER_CODES:
+            qn = self._awaiting_uploads.get((packet.mn, packet.cn))
+            key = (packet.mn, qn or "")
+            pending = self._pending.get(key)
+            if pending is not None and pending[0].qn_rtn != 1:
+                return  # an upload under its own QN counts only once the device has accepted the request
         if pending is None:
             return
         result, future = pending
         if packet.cn == "9011":
             result.qn_rtn = _int_param(packet, "QnRtn")
+            progress = self._progress.get(key)
+            if progress is not None and result.qn_rtn == 1:
+                progress(result)
             if result.qn_rtn != 1:
                 _settle(future, result)
         elif packet.cn == "9012":
@@ -405,9 +423,14 @@ class ReceiverServer:
         return qn
 
     async def send_command(self, mn: str, cn: str, params: dict[str, str] | None = None, *,
-                           timeout: float = 30.0) -> CommandResult:
+                           timeout: float = 30.0,
+                           on_progress: Callable[[CommandResult], None] | None = None) -> CommandResult:
         """Send a request (e.g. 1012 time calibration, 1062 real-time interval) to a connected device and wait
-        for its 9011 request answer and 9012 execution result (or 9013 for notifications)."""
+        for its 9011 request answer and 9012 execution result (or 9013 for notifications).
+
+        `on_progress(result)` is called once the request is written (its QN is then known) and again when the
+        device accepts it (9011 QnRtn=1), so a caller can record each step before the command completes. On a time-out
+        the CommandFailed carries the partial result."""
         connection = self._by_mn.get(mn)
         if connection is None or connection.closing:
             raise CommandFailed("device_not_connected", f"设备 {mn} 未连接", f"device {mn} is not connected")
@@ -421,15 +444,24 @@ class ReceiverServer:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         result = CommandResult(qn, cn)
         self._pending[(mn, qn)] = (result, future)
+        if on_progress is not None:
+            self._progress[(mn, qn)] = on_progress
+        if cn not in NOTIFICATION_COMMANDS:
+            self._awaiting_uploads[(mn, cn)] = qn
         try:
             await self._write(connection, frame(segment))
             self.stats.commands_sent += 1
+            if on_progress is not None:
+                on_progress(result)
             return await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
             raise CommandFailed("command_timeout", f"设备 {mn} 在 {timeout} 秒内未完成命令 {cn}",
-                                f"device {mn} did not complete command {cn} within {timeout} s") from None
+                                f"device {mn} did not complete command {cn} within {timeout} s", result) from None
         finally:
             self._pending.pop((mn, qn), None)
+            self._progress.pop((mn, qn), None)
+            if self._awaiting_uploads.get((mn, cn)) == qn:
+                del self._awaiting_uploads[(mn, cn)]
 
 
 def _int_param(packet: Packet, name: str) -> int | None:

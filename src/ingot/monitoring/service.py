@@ -17,7 +17,8 @@ from ingot.core.auth import ADMIN, ENTERPRISE, REGULATOR, SYSTEM, Principal, div
 from ingot.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ingot.core.timeutil import utcnow
 from ingot.monitoring.alarms import missing_data, open_alarms, prolonged_flags
-from ingot.monitoring.models import ALARM_KINDS, ALARM_STATES, MEASUREMENT_KINDS, Alarm, Measurement, MonitoringPoint, PermitLimit, RawPacket
+from ingot.monitoring.models import (ALARM_KINDS, ALARM_STATES, MEASUREMENT_KINDS, Alarm, Measurement, MonitoringPoint,
+                                      PermitLimit, PlatformCommand, RawPacket)
 from ingot.monitoring.storage import VALUE_FIELDS, new_password_secret
 from ingot.monitoring.validity import Sample, ValidityRules, aggregate_series, default_rules
 
@@ -256,6 +257,7 @@ def delete_point(session: Session, principal: Principal, point_id: Any) -> None:
     session.execute(delete(PermitLimit).where(PermitLimit.point_id == point.id))
     session.execute(delete(RawPacket).where(RawPacket.point_id == point.id))
     session.execute(delete(Alarm).where(Alarm.point_id == point.id))
+    session.execute(delete(PlatformCommand).where(PlatformCommand.point_id == point.id))
     session.delete(point)
     session.flush()
     record_change(session, principal, "monitoring_point", before["id"], "delete", before, None,
@@ -595,36 +597,15 @@ def overview(session: Session, principal: Principal, *, province: str | None = N
 # --- the running receiver -------------------------------------------------------------------------------------
 
 
-async def scan_periodically(url: str | None, every_seconds: float) -> None:
-    """Missing-data and flag alarms, scanned every `every_seconds` until cancelled."""
-    import asyncio
-
-    from ingot.core.db import unit_of_work
-
-    def scan_once() -> int:
-        with unit_of_work(url) as session:
-            return len(scan_alarms(session))
-
-    while True:
-        await asyncio.sleep(every_seconds)
-        try:
-            await asyncio.to_thread(scan_once)
-        except Exception:  # noqa: BLE001 - a failed scan is logged and retried on the next tick
-            import logging
-
-            logging.getLogger(__name__).exception("monitoring alarm scan failed")
-
-
 async def serve_receiver(host: str, port: int, *, url: str | None = None, batch_size: int = 2000,
-                         scan_seconds: float = 60.0) -> None:
-    """`ingot monitor listen`: the receiver with the DB directory and sink, plus the periodic alarm scan, forever."""
+                         jobs=None) -> None:
+    """`ingot monitor listen`: the receiver with the DB directory and sink, and beside it the receiver process's
+    periodic jobs (ingot.monitoring.jobs: queued commands, alarm scan, retention), forever."""
     import asyncio
 
+    from ingot.monitoring.jobs import JobSettings, receiver_jobs
     from ingot.monitoring.storage import ingest_pipeline
 
-    async with ingest_pipeline(url, host, port, batch_size=batch_size):
-        scanner = asyncio.create_task(scan_periodically(url, scan_seconds))
-        try:
+    async with ingest_pipeline(url, host, port, batch_size=batch_size) as (server, _sink, _port):
+        async with receiver_jobs(url, server, jobs or JobSettings()):
             await asyncio.Event().wait()
-        finally:
-            scanner.cancel()

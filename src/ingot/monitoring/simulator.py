@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -22,6 +23,11 @@ import typer
 
 from ingot.core.timeutil import SHANGHAI
 from ingot.monitoring.hj212.codec import HJ212Error, decode, flag_for, format_qn, format_time, frame
+
+
+# How much history a simulated logger keeps for the platform's history requests: six hours of minutes, three days of
+# hours, a month of days (small enough for a fleet of thousands in one process; not a figure of the standard).
+HISTORY_KEPT = {"2051": 6 * 60, "2061": 72, "2031": 31}
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class DeviceSpec:
     malformed_rate: float = 0.0      # chance per tick of sending a corrupt packet (bad CRC or garbage)
     split_hourly: bool = False       # send hourly packets as PNUM=2 split packets
     reference_o2: Decimal = Decimal("9")  # O2 reference for Zs values; a demo setting, not a permit value
+    refuses: tuple[str, ...] = ()    # platform commands (CN) the logger refuses with 9011 QnRtn=2
 
 
 @dataclass
@@ -94,7 +101,12 @@ class VirtualDevice:
         self.spec, self.rng = spec, rng
         self.clock = start.astimezone(SHANGHAI).replace(second=0, microsecond=0)
         self.rtd_interval = 30
+        self.minute_interval = 1
         self.minutes: list[dict[str, Decimal]] = []
+        # What the logger keeps for history requests (2051/2061/2031): data time → the CP body it sent.
+        self.history: dict[str, deque[tuple[datetime, str]]] = {
+            "2051": deque(maxlen=HISTORY_KEPT["2051"]), "2061": deque(maxlen=HISTORY_KEPT["2061"]),
+            "2031": deque(maxlen=HISTORY_KEPT["2031"])}
         self.hours: list[dict[str, Decimal]] = []
         self.exceeding = 0
 
@@ -166,11 +178,14 @@ class VirtualDevice:
             rtd.append(",".join(parts))
         out = [frame(self._segment("2011", 0, ";".join(rtd)))]
         # the minute packet covers the minute that just ended, from its real-time samples
-        out.append(frame(self._segment("2051", 1, self._aggregate_items([sample], self.clock - timedelta(minutes=1),
-                                                                       spec.pollutants))))
+        minute_start = self.clock - timedelta(minutes=1)
+        minute_body = self._aggregate_items([sample], minute_start, spec.pollutants)
+        self.history["2051"].append((minute_start, minute_body))
+        out.append(frame(self._segment("2051", 1, minute_body)))
         if self.clock.minute == 0:
             hour_start = self.clock - timedelta(hours=1)
             hourly = self._aggregate_items(self.minutes[-60:], hour_start, spec.pollutants)
+            self.history["2061"].append((hour_start, hourly))
             self.hours.append({k: v for k, v in sample.items()})
             self.minutes = self.minutes[-60:]
             if spec.split_hourly:
@@ -182,8 +197,9 @@ class VirtualDevice:
             else:
                 out.append(frame(self._segment("2061", 2, hourly)))
             if self.clock.hour == 0:
-                out.append(frame(self._segment("2031", 3, self._aggregate_items(
-                    self.hours[-24:], self.clock - timedelta(days=1), spec.pollutants))))
+                daily = self._aggregate_items(self.hours[-24:], self.clock - timedelta(days=1), spec.pollutants)
+                self.history["2031"].append((self.clock - timedelta(days=1), daily))
+                out.append(frame(self._segment("2031", 3, daily)))
                 self.hours = self.hours[-24:]
         if spec.malformed_rate and rng.random() < spec.malformed_rate:
             victim = bytearray(out[0])
@@ -207,6 +223,8 @@ class VirtualDevice:
         head = f"QN={qn};ST=91;PW={self.spec.password};MN={self.spec.mn};Flag={flag_for()};"
         if request.cn in ("2012", "2022"):
             return [frame(head.replace("ST=91;", "ST=91;CN=9013;") + "CP=&&&&")]
+        if request.cn in self.spec.refuses:
+            return [frame(head + "CN=9011;CP=&&QnRtn=2&&")]
         replies = [frame(head + "CN=9011;CP=&&QnRtn=1&&")]
         execution = 1
         if request.cn == "1012":
@@ -226,8 +244,41 @@ class VirtualDevice:
         elif request.cn == "1061":
             replies.append(frame(f"QN={qn};ST={self.spec.st};CN=1061;PW={self.spec.password};MN={self.spec.mn};"
                                  f"Flag={flag_for()};CP=&&RtdInterval={self.rtd_interval}&&"))
+        elif request.cn == "1063":
+            replies.append(frame(f"QN={qn};ST={self.spec.st};CN=1063;PW={self.spec.password};MN={self.spec.mn};"
+                                 f"Flag={flag_for()};CP=&&MinInterval={self.minute_interval}&&"))
+        elif request.cn == "1064":
+            value = request.params.get("MinInterval", "")
+            if value.isdigit() and int(value) in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30):
+                self.minute_interval = int(value)
+            else:
+                execution = 3
+        elif request.cn in self.history:
+            uploads = self._history_uploads(request)
+            if uploads is None:
+                execution = 3
+            elif not uploads:
+                execution = 100
+            replies.extend(uploads or ())
         replies.append(frame(head + f"CN=9012;CP=&&ExeRtn={execution}&&"))
         return replies
+
+
+    def _history_uploads(self, request) -> list[bytes] | None:
+        """The kept packets of the requested kind between BeginTime and EndTime (inclusive), each under a QN of its
+        own as in appendix C.20; None when the request's times are not YYYYMMDDhhmmss."""
+        try:
+            begin, end = (datetime.strptime(request.params.get(name, ""), "%Y%m%d%H%M%S").replace(tzinfo=SHANGHAI)
+                          for name in ("BeginTime", "EndTime"))
+        except ValueError:
+            return None
+        uploads = []
+        for data_time, body in self.history[request.cn]:
+            if begin <= data_time <= end:
+                qn = format_qn(datetime.now(SHANGHAI) + timedelta(milliseconds=len(uploads)))
+                uploads.append(frame(f"QN={qn};ST={self.spec.st};CN={request.cn};PW={self.spec.password};"
+                                     f"MN={self.spec.mn};Flag={flag_for()};CP=&&{body}&&"))
+        return uploads
 
 
 async def _run_device(host: str, port: int, device: VirtualDevice, report: FleetReport, stop_at: float,
