@@ -11,11 +11,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+# setup.py compiles the HJ 212 codec's hot path (C) into the source tree; a change to it reinstalls.
+COMPILED := setup.py src/ingot/monitoring/hj212/_fastpath.c
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt $(COMPILED)
 	$(BIN)/pip install --quiet -c constraints.txt -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(BIN)/python pyproject.toml constraints.txt
+$(VENV)/.installed-dev: $(BIN)/python pyproject.toml constraints.txt $(COMPILED)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
@@ -32,4 +35,4 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache build src/ingot/monitoring/hj212/_fastpath.*.so

@@ -5,15 +5,19 @@ Strict by default. Each deviation seen in real devices is accepted only when its
 """
 from __future__ import annotations
 
-import re
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Context, Decimal, InvalidOperation
-from operator import itemgetter
+from decimal import Decimal
 from typing import Callable, Iterable
 
 from ingot.core.errors import InvalidInput
 from ingot.core.timeutil import SHANGHAI
+try:
+    from ingot.monitoring.hj212 import _fastpath  # compiled from _fastpath.c by `pip install -e .`; see setup.py
+except ImportError as missing:  # pragma: no cover - a checkout that was never installed
+    raise ImportError("the HJ 212 codec's compiled part is not built: run `make test` (or `pip install -e .`)") \
+        from missing
 from ingot.monitoring.hj212.codes import (
     COMMAND_CODES, DATA_FLAGS, NOISE_CODES, NUMERIC_SUFFIXES, OLD_TO_2017, RESERVED_COMMAND_RANGES,
     SYSTEM_CODES, TEXT_SUFFIXES,
@@ -65,69 +69,13 @@ def _unknown_tolerance(names: Iterable[str]) -> frozenset[str]:
 
 # --- CRC (appendix A) -------------------------------------------------------------------------------------------
 # Appendix A shifts the register right by eight, XORs the byte into the low byte, then runs eight rounds of
-# shift-and-XOR 0xA001. After the first step the register is below 256, so the eight rounds are a function of one
-# byte: precomputed here. CRC-16/MODBUS runs the same rounds but XORs the byte into the register without shifting.
+# shift-and-XOR 0xA001; CRC-16/MODBUS (the modbus_crc tolerance) XORs the byte into the register without the shift.
+# Both are computed in C (_fastpath.c, which explains how it folds appendix A's CRC eight bytes at a time): in
+# Python the CRC alone cost a quarter of the decode. tests/monitoring/test_hj212_codec.py and test_hj212_compiled.py
+# check crc_hj212 against the appendix's bit-by-bit C code and the CRCs in the corpus.
 
-
-def _round_table() -> tuple[int, ...]:
-    table = []
-    for value in range(256):
-        for _ in range(8):
-            value = (value >> 1) ^ 0xA001 if value & 1 else value >> 1
-        table.append(value)
-    return tuple(table)
-
-
-_ROUNDS = _round_table()
-
-
-# Only the register's high byte carries from one step to the next: s' = H[s ^ byte] with H = rounds >> 8, and the
-# CRC of the whole segment is ROUNDS[s ^ last byte]. H is linear over GF(2) and H^8 is the identity (checked below),
-# so a byte that lies d bytes before the last one contributes H^(d mod 8)(byte) to that final s, whatever the other
-# bytes are. XOR-folding the segment, read as one big-endian integer, down to 64 bits gathers the bytes of each
-# residue d mod 8 into one byte (all in C), and eight 256-entry lookups finish it. The initial register 0xFFFF
-# contributes H^(n-1)(0xFF), folded into the final table per (n - 1) mod 8. Bit-identical to the appendix's loop
-# (tests/monitoring/test_hj212_codec.py checks it against the bit-by-bit C code).
-
-
-def _power_table(exponent: int) -> tuple[int, ...]:
-    table = list(range(256))
-    for _ in range(exponent):
-        table = [_HIGH[value] for value in table]
-    return tuple(table)
-
-
-_HIGH = tuple(value >> 8 for value in _ROUNDS)
-_H = tuple(_power_table(exponent) for exponent in range(9))
-assert _H[8] == _H[0], "appendix A's CRC: H^8 must be the identity for the folded CRC"
-_H0, _H1, _H2, _H3, _H4, _H5, _H6, _H7 = _H[:8]
-_FINAL = tuple(tuple(_ROUNDS[state ^ _H[residue][0xFF]] for state in range(256)) for residue in range(8))
-_from_bytes = int.from_bytes
-
-
-def crc_hj212(data: bytes) -> int:
-    """Appendix A's CRC of `data` (the data segment)."""
-    size = len(data)
-    if not size:
-        return 0xFFFF
-    value = _from_bytes(data, "big")
-    words = (size + 7) >> 3
-    while words > 1:
-        half = (words + 1) >> 1
-        shift = half << 6
-        value = (value & ((1 << shift) - 1)) ^ (value >> shift)
-        words = half
-    state = (_H0[value & 255] ^ _H1[value >> 8 & 255] ^ _H2[value >> 16 & 255] ^ _H3[value >> 24 & 255]
-             ^ _H4[value >> 32 & 255] ^ _H5[value >> 40 & 255] ^ _H6[value >> 48 & 255] ^ _H7[value >> 56])
-    return _FINAL[(size - 1) & 7][state]
-
-
-def crc_modbus(data: bytes) -> int:
-    register = 0xFFFF
-    rounds = _ROUNDS
-    for byte in data:
-        register = (register >> 8) ^ rounds[(register ^ byte) & 0xFF]
-    return register
+crc_hj212: Callable[[bytes], int] = _fastpath.crc_hj212
+crc_modbus: Callable[[bytes], int] = _fastpath.crc_modbus
 
 
 # --- decoded packet ---------------------------------------------------------------------------------------------
@@ -316,178 +264,20 @@ def _decode_general(packet: bytes | str, allowed: frozenset[str]) -> Packet:
     return decode_segment(segment, allowed, used)
 
 
-# --- the fast path ----------------------------------------------------------------------------------------------
-# Most packets are strictly well-formed 2017 uploads with the header fields in the standard's order. For those, a few
-# precompiled regular expressions check the whole packet in C, and the values are gathered without a per-character
-# or per-item loop of checks. The fast path accepts only packets the general path accepts with no tolerance and
-# builds the same Packet; anything else (any doubt, any error) returns None and the general path decides, so
-# every rejection and every tolerance keeps its reason and its message. tests/monitoring/test_hj212_fast_path.py
-# checks the two agree.
+# --- the fast path ---------------------------------------------------------------------------------------------
+# Most packets are strictly well-formed 2017 uploads with the header fields in the standard's order. For those the
+# compiled hot path (_fastpath.c) checks the frame, the CRC, the header and every CP item in one pass over the bytes
+# and builds the Packet directly. It accepts only packets the general path accepts with no tolerance, and builds
+# the same Packet; anything else (any doubt, any error) returns None and the general path decides, so every
+# rejection and every tolerance keeps its reason and its message, written once, above. The code tables and the
+# classes it builds are handed to it here, from codes.py and this module. tests/monitoring/test_hj212_fast_path.py
+# and test_hj212_compiled.py check the two agree, on valid packets and on malformed ones.
 
 _NO_TOLERANCE: frozenset[str] = frozenset()
-_FAST_HEADER = re.compile(
-    r"QN=([0-9]{17});ST=([0-9]{2});CN=([0-9]{4});PW=[A-Za-z0-9]{1,6};MN=[0-9A-F]{24};Flag=([0-9]{1,3});"
-    r"(?:PNUM=([0-9]{1,4});PNO=([0-9]{1,4});)?CP=&&", re.ASCII)
-_TIMES: dict[str, datetime] = {}  # valid 14-digit times already parsed; datetimes are immutable, so shared
-# Exact conversion (an 18-character number has at most 18 digits, far below this precision), trapping bad syntax
-# whatever the thread's decimal context says; a bound method of one context is also faster than Decimal().
-_EXACT_DECIMAL = Context(prec=64, traps=[InvalidOperation]).create_decimal
-# Every byte but the three CP delimiters, deleted to see the delimiter sequence of CP: it must be = (sep =)*.
-_NOT_DELIMITER = bytes(value for value in range(256) if value not in b";,=")
-_FLAG_VALUES = frozenset(DATA_FLAGS)
-_FAST_SUFFIXES = NUMERIC_SUFFIXES | {"Flag"}
-_PLANS: dict[tuple[str, ...], "_CpPlan | None"] = {}  # by the sequence of CP keys; bounded
-
-
-def _fast_time(text: str) -> datetime | None:
-    moment = _TIMES.get(text)
-    if moment is None:
-        try:
-            moment = parse_time(text, "DataTime")
-        except HJ212Error:
-            return None
-        if len(_TIMES) >= 8192:
-            _TIMES.clear()
-        _TIMES[text] = moment
-    return moment
-
-
-def _picker(indices: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
-    if not indices:
-        return lambda values: ()
-    if len(indices) == 1:
-        index = indices[0]
-        return lambda values: (values[index],)
-    return itemgetter(*indices)
-
-
-class _CpPlan:
-    """How to build the CP part of a Packet from the values of CP items whose keys come in one given order (a
-    device sends the same keys in every packet of one kind). Only keys the general path accepts without any
-    tolerance and without error make a plan: standard factor codes with numeric suffixes or Flag, parameters
-    named by ASCII letters and digits, nothing repeated.
-
-    `build(values)` is generated for the plan: dict displays with the (checked) keys as constants, which CPython
-    builds several times faster than a loop filling dicts. The keys it embeds are checked above to be
-    [a-z][0-9]{5} codes, fixed suffix names and alphanumeric parameter names, and are written with repr()."""
-
-    __slots__ = ("numbers", "flags", "has_params", "build")
-
-    def __init__(self, numbers, flags, has_params, build):
-        self.numbers, self.flags, self.has_params, self.build = numbers, flags, has_params, build
-
-
-def _make_plan(keys: tuple[str, ...]) -> _CpPlan | None:
-    factors: dict[str, tuple[list[str], list[int], list[int]]] = {}  # code → suffixes, value positions, flag
-    params: dict[str, int] = {}
-    for position, key in enumerate(keys):
-        code, dash, suffix = key.partition("-")
-        if dash:
-            if (len(code) != 6 or not ("a" <= code[0] <= "z") or not code[1:].isdigit() or not code.isascii()
-                    or suffix not in _FAST_SUFFIXES):
-                return None
-            suffixes, positions, flag = factors.setdefault(code, ([], [], []))
-            if suffix == "Flag":
-                if flag:
-                    return None
-                flag.append(position)
-            elif suffix in suffixes:
-                return None
-            else:
-                suffixes.append(suffix)
-                positions.append(position)
-        else:
-            if not key or key == "Flag" or key in params or not key.isascii() or not key.isalnum() or not key[0].isalpha():
-                return None
-            params[key] = position
-    numbers = [position for _, positions, _ in factors.values() for position in positions]
-    flags = [flag[0] for _, _, flag in factors.values() if flag]
-    param_display = ", ".join(f"{key!r}: v[{position}]" for key, position in params.items())
-    pollutant_display = ", ".join(
-        f"{code!r}: P({code!r}, {{{', '.join(f'{suffix!r}: D(v[{at}])' for suffix, at in zip(suffixes, positions))}}}, "
-        f"{f'v[{flag[0]}]' if flag else 'None'})"
-        for code, (suffixes, positions, flag) in factors.items())
-    namespace = {"P": PollutantValues, "D": _EXACT_DECIMAL}
-    exec(f"def build(v):\n    return {{{param_display}}}, {{{pollutant_display}}}\n", namespace)  # noqa: S102
-    return _CpPlan(_picker(numbers), _picker(flags), bool(params), namespace["build"])
-
-
-def _decode_fast(packet: bytes) -> Packet | None:
-    end = len(packet) - 2 if packet.endswith(b"\r\n") else len(packet)
-    if end > MAX_SEGMENT + 10 or end < 10 or not packet.startswith(b"##"):
-        return None
-    declared = packet[2:6]
-    if not declared.isdigit() or int(declared) != end - 10:
-        return None
-    segment_bytes = packet[6:end - 4]
-    if packet[end - 4:end] != b"%04X" % crc_hj212(segment_bytes):
-        return None
-    try:
-        segment = segment_bytes.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    header = _FAST_HEADER.match(segment)
-    if header is None:
-        return None
-    cp_start = header.end()
-    if len(segment) < cp_start + 2 or not segment.endswith("&&") or len(segment) - cp_start + 5 > MAX_CP:
-        return None
-    qn, st, cn, flag_text, pnum_text, pno_text = header.groups()
-    flag = int(flag_text)
-    version = flag >> 2
-    if flag > 255 or not 1 <= version <= 2 or st not in SYSTEM_CODES or cn not in COMMAND_CODES:
-        return None
-    if pnum_text is None:
-        if flag & 2:
-            return None
-        pnum = pno = None
-    else:
-        pnum, pno = int(pnum_text), int(pno_text)
-        if not flag & 2 or pno < 1 or pno > pnum:
-            return None
-    if qn[:14] not in _TIMES and _fast_time(qn[:14]) is None:
-        return None
-    fields = segment[:cp_start].split(";")
-    result = Packet(st=st, cn=cn, pw=fields[3][3:], mn=fields[4][3:], edition="2017", version=version, qn=qn,
-                    flag=flag, pnum=pnum, pno=pno)
-    cp = segment[cp_start:-2]
-    if not cp:
-        return result
-    delimiters = segment_bytes[cp_start:-2].translate(None, _NOT_DELIMITER)
-    if delimiters[::2].strip(b"=") or b"=" in delimiters[1::2] or not len(delimiters) & 1:
-        return None  # an item without '=' or with two, or an empty item
-    tokens = cp.replace(";", "=").replace(",", "=").split("=")
-    keys = tuple(tokens[::2])
-    plan = _PLANS.get(keys, _PLANS)
-    if plan is _PLANS:
-        if len(_PLANS) >= 1024:
-            _PLANS.clear()
-        plan = _PLANS[keys] = _make_plan(keys)
-    if plan is None:
-        return None
-    values = tokens[1::2]
-    numbers = plan.numbers(values)
-    if numbers:
-        joined = "".join(numbers)
-        if (not joined.isascii() or not joined.replace(".", "").replace("-", "").replace("+", "").isdigit()
-                or max(map(len, numbers)) > 18):
-            return None
-    flags = plan.flags(values)
-    if flags and not _FLAG_VALUES.issuperset(flags):
-        return None
-    try:
-        params, pollutants = plan.build(values)
-    except InvalidOperation:
-        return None  # e.g. 1.2.3 or 1-2: characters of a number, not a number
-    if plan.has_params:
-        result.params = params
-        data_time = params.get("DataTime")
-        if data_time is not None:
-            result.data_time = _TIMES.get(data_time) or _fast_time(data_time)
-            if result.data_time is None:
-                return None
-    result.pollutants = pollutants
-    return result
+_fastpath.configure(Packet, tuple(item.name for item in dataclasses.fields(Packet)), PollutantValues,
+                    tuple(item.name for item in dataclasses.fields(PollutantValues)), Decimal, SHANGHAI, SYSTEM_CODES,
+                    COMMAND_CODES, DATA_FLAGS, NUMERIC_SUFFIXES)
+_decode_fast: Callable[[bytes], Packet | None] = _fastpath.decode_strict
 
 
 def decode_segment(segment: str, tolerate: frozenset[str] = frozenset(), used: list[str] | None = None) -> Packet:

@@ -1,0 +1,7 @@
+"""The one compiled part of Ingot: the HJ 212 codec's hot path (src/ingot/monitoring/hj212/_fastpath.c).
+
+Everything else about the package is in pyproject.toml; `pip install -e .` (make test, make demo) builds it."""
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("ingot.monitoring.hj212._fastpath", ["src/ingot/monitoring/hj212/_fastpath.c"],
+                             extra_compile_args=["-O2"])])
