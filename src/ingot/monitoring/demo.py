@@ -134,7 +134,8 @@ def fleet_specs(devices: list[DemoDevice] | list[tuple[int, str]], *, password: 
 
 async def run_fleet_for(host: str, port: int, specs: list, seconds: float, *, seed: int = 212, interval: float = 1.0,
                         start: datetime | None = None, max_ticks: int | None = None) -> dict:
-    """Run the simulator's fleet; returns its report as a dict (packets_sent, answers, p99_ms …)."""
+    """Run the simulator's fleet (device specs, or loggers that carry on); returns its report as a dict
+    (packets_sent, answers, p99_ms …)."""
     from ingot.monitoring.simulator import run_fleet
 
     report = await run_fleet(host, port, specs, seconds=seconds, seed=seed, interval=interval, start=start,
@@ -211,12 +212,16 @@ def start_live_monitoring(host: str = "127.0.0.1", port: int = 9212, n_devices: 
             ready.set()
             # First the last few hours, fast, so the charts and hourly alarms are there within a minute or two;
             # then one simulated minute per real minute, so the data times stay those of the clock on the wall.
+            # The same loggers carry on from the one phase to the next, so what they keep for history requests
+            # (ingot monitor command … 2051/2061) covers the backfilled hours too.
+            from ingot.monitoring.simulator import make_devices
+
             now = utcnow()
             backfill_from = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=BACKFILL_HOURS)
             ticks = int((now - backfill_from) / timedelta(minutes=1))
-            await run_fleet_for(host, bound_port, specs, 3600.0, interval=0.05, start=backfill_from, max_ticks=ticks)
-            await run_fleet_for(host, bound_port, specs, float("inf"), interval=60.0,
-                                start=utcnow().replace(second=0, microsecond=0))
+            loggers = make_devices(specs, start=backfill_from)
+            await run_fleet_for(host, bound_port, loggers, 3600.0, interval=0.05, max_ticks=ticks)
+            await run_fleet_for(host, bound_port, loggers, float("inf"), interval=60.0)
 
     loop = asyncio.new_event_loop()
 

@@ -273,9 +273,18 @@ class VirtualDevice:
         except ValueError:
             return None
         uploads = []
+        # The logger's own QNs: its clock's milliseconds, one apart, past the request's QN (a fast logger answers
+        # within the millisecond the request was sent in).
+        first = datetime.now(SHANGHAI)
+        try:
+            requested = datetime.strptime(request.qn or "", "%Y%m%d%H%M%S%f").replace(tzinfo=SHANGHAI)
+        except ValueError:
+            requested = None
+        if requested is not None:
+            first = max(first, requested + timedelta(milliseconds=1))
         for data_time, body in self.history[request.cn]:
             if begin <= data_time <= end:
-                qn = format_qn(datetime.now(SHANGHAI) + timedelta(milliseconds=len(uploads)))
+                qn = format_qn(first + timedelta(milliseconds=len(uploads)))
                 uploads.append(frame(f"QN={qn};ST={self.spec.st};CN={request.cn};PW={self.spec.password};"
                                      f"MN={self.spec.mn};Flag={flag_for()};CP=&&{body}&&"))
         return uploads
@@ -354,20 +363,29 @@ async def _run_device(host: str, port: int, device: VirtualDevice, report: Fleet
             await asyncio.sleep(0.2)  # the receiver hung up: reconnect like a real logger
 
 
-async def run_fleet(host: str, port: int, devices: list[DeviceSpec], *, seconds: float = 10.0, seed: int = 212,
-                    interval: float = 1.0, start: datetime | None = None, max_in_flight: int = 4,
+def make_devices(specs: list[DeviceSpec], *, seed: int = 212, start: datetime | None = None) -> list[VirtualDevice]:
+    """Virtual loggers for `specs`, their clocks at `start` (default: now, floored to the minute), each with its own
+    random stream drawn from `seed`."""
+    begin = start or datetime.now(timezone.utc)
+    master = random.Random(seed)
+    return [VirtualDevice(spec, random.Random(master.getrandbits(64)), begin) for spec in specs]
+
+
+async def run_fleet(host: str, port: int, devices: list[DeviceSpec] | list[VirtualDevice], *, seconds: float = 10.0,
+                    seed: int = 212, interval: float = 1.0, start: datetime | None = None, max_in_flight: int = 4,
                     max_ticks: Optional[int] = None) -> FleetReport:
     """Run `devices` against (host, port) for `seconds` (or `max_ticks` simulated minutes per device).
 
-    `interval` is the real time between ticks (0 = as fast as the answers allow); `start` the simulated clock's
-    start (default: now, floored to the minute)."""
+    `devices` are specs (new loggers are made from `seed` and `start`, the simulated clock's start, default now) or
+    loggers from `make_devices` or an earlier run, which carry on with their clocks, settings and history.
+    `interval` is the real time between ticks (0 = as fast as the answers allow)."""
     report = FleetReport(devices=len(devices))
-    begin = start or datetime.now(timezone.utc)
     loop = asyncio.get_running_loop()
     stop_at = loop.time() + seconds
     started = time.perf_counter()
-    master = random.Random(seed)
-    virtual = [VirtualDevice(spec, random.Random(master.getrandbits(64)), begin) for spec in devices]
+    virtual = [device if isinstance(device, VirtualDevice) else None for device in devices]
+    if any(device is None for device in virtual):
+        virtual = make_devices(list(devices), seed=seed, start=start)
     await asyncio.gather(*(_run_device(host, port, device, report, stop_at, interval, max_in_flight, max_ticks)
                            for device in virtual))
     report.seconds = round(time.perf_counter() - started, 3)
