@@ -45,7 +45,13 @@ def test_overview_lists_scoped_points_and_filters(pages):
     assert "888888800000000000000002" in filtered and "888888800000000000000001" not in filtered
     english = client.get("/monitoring?lang=en", headers=heads["yn_reg"]).text
     assert "Online monitoring" in english
-    assert '<meta http-equiv="refresh" content="60">' in page  # the overview follows the devices' minute reports
+    # The overview follows the devices' minute reports: a script reloads it each minute unless a form is being
+    # filled in, and without JavaScript a plain meta refresh does.
+    assert '<script src="/static/auto-refresh.js" data-seconds="60" defer></script>' in page
+    assert '<noscript><meta http-equiv="refresh" content="60"></noscript>' in page
+    script = client.get("/static/auto-refresh.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert "activeElement" in script.text and "location.reload" in script.text
     own = client.get("/monitoring", headers=heads["hh_ent"]).text
     assert "888888800000000000000002" in own and "888888800000000000000001" not in own
 
