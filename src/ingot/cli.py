@@ -105,13 +105,29 @@ def users_disable(username: str) -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="监听地址 / bind address"),
     port: int = typer.Option(8000, help="端口 / port"),
+    market_sessions: bool = typer.Option(
+        True, "--market-sessions/--no-market-sessions",
+        help="按交易时间表自动开闭市（间隔 INGOT_MARKET_SESSION_SECONDS，0 为关闭）/ run the market's session timetable "
+             "(every INGOT_MARKET_SESSION_SECONDS seconds, 0 disables)"),
 ) -> None:
     """启动 Web 界面与 API / serve the web UI and the API."""
     import uvicorn
 
     from ingot.api.app import create_app
+    from ingot.core.config import get_settings
 
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    scheduler = None
+    interval = get_settings().market_session_seconds
+    if market_sessions and interval > 0:
+        from ingot.market.timetable import SessionScheduler
+
+        scheduler = SessionScheduler(interval).start()
+        console.print(f"交易时间表每 {interval:g} 秒执行 / market session timetable runs every {interval:g} s")
+    try:
+        uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
 
 
 @app.command()
@@ -122,6 +138,8 @@ def demo(
     live: bool = typer.Option(True, "--live/--no-live", help="同时启动 HJ 212 接收端和模拟设备 / also run the HJ 212 receiver and a simulated fleet"),
     monitor_port: int = typer.Option(9212, help="HJ 212 接收端口 / HJ 212 receiver port"),
     devices: int = typer.Option(0, min=0, help="模拟设备数，0 为每个演示监测点一台 / simulated CEMS devices, 0 for one per demo point"),
+    market_sessions: bool = typer.Option(True, "--market-sessions/--no-market-sessions",
+                                         help="按交易时间表自动开闭市 / run the market's session timetable"),
 ) -> None:
     """迁移数据库、加载演示区域（登记、在线监测、交易中心）并启动 / migrate, load the demo region and serve.
 
@@ -162,7 +180,7 @@ def demo(
         console.print(f"HJ 212 接收端 / receiver: {host}:{monitor_port}，模拟设备 / simulated devices: {fleet}")
     console.print(f"Web 界面 / web UI: http://{host}:{port}/   API: http://{host}:{port}/docs")
     try:
-        serve(host=host, port=port)
+        serve(host=host, port=port, market_sessions=market_sessions)
     finally:
         if monitoring is not None:
             monitoring.stop()

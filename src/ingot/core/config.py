@@ -22,6 +22,8 @@ class Settings:
     secret_key: str = ""
     token_minutes: int = 480
     default_language: str = "zh-CN"
+    # How often `ingot serve` brings the market's session phases in line with the products' timetables; 0 disables.
+    market_session_seconds: float = 30.0
 
     @property
     def sqlite_path(self) -> Path:
@@ -52,4 +54,5 @@ def get_settings() -> Settings:
         database_url=url,
         secret_key=_secret_key(data_dir),
         token_minutes=int(os.environ.get("INGOT_TOKEN_MINUTES", "480")),
+        market_session_seconds=float(os.environ.get("INGOT_MARKET_SESSION_SECONDS", "30")),
     )

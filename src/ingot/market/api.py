@@ -18,7 +18,7 @@ from ingot.core.auth import Principal, User
 from ingot.core.db import session_factory
 from ingot.core.errors import InvalidInput, NotFound
 from ingot.core.timeutil import utcnow
-from ingot.market import accounts, marketdata, products, receipts, trading
+from ingot.market import accounts, marketdata, products, receipts, timetable, trading, trading_days
 from ingot.market.common import (
     ID_MAX,
     MAX_AMOUNT_FEN,
@@ -57,6 +57,7 @@ class Rules(Strict):
     max_order_lots: int = Field(ge=1, le=MAX_LOTS)
     settlement_min_lots: int = Field(default=1, ge=1, le=MAX_LOTS)
     sessions: list[str]
+    opening_auction: str | None = Field(default=None, max_length=11)
     deliverable_warehouses: list[str]
 
 
@@ -180,7 +181,7 @@ class AmendIn(Strict):
 
 
 class SessionIn(Strict):
-    action: Literal["open_auction", "uncross", "continuous", "close"]
+    action: Literal["open_auction", "uncross", "continuous", "break", "close"]
     product: str | None = None
 
 
@@ -492,6 +493,23 @@ def post_session(body: SessionIn, session: Session = Depends(get_session), princ
 @router.get("/sessions")
 def get_sessions(session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
     return trading.phases(session)
+
+
+@router.post("/sessions/run")
+def post_sessions_run(session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+    """Bring every product's phase in line with its timetable now, as the scheduler inside `ingot serve` does."""
+    return timetable.run_schedule(session, principal)
+
+
+@router.get("/timetable")
+def get_timetable(session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+    return timetable.timetable(session, principal)
+
+
+@router.get("/trading-days")
+def get_trading_days(limit: int = Query(100, ge=1, le=1000), session: Session = Depends(get_session),
+                     principal: Principal = Depends(current_principal)):
+    return [trading_days.trading_day_view(row) for row in trading_days.list_trading_days(session, principal, limit=limit)]
 
 
 @router.post("/end-of-day")

@@ -1,7 +1,7 @@
 """`ingot market`: the centre's operations from the command line (sessions, end of day, reconciliation, checks)."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import typer
 from rich.console import Console
@@ -15,7 +15,9 @@ from ingot.core.errors import DomainError
 app = typer.Typer(help="交易中心 / trading centre operations", no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
-ACTIONS = ("open_auction", "uncross", "continuous", "close")
+ACTIONS = ("open_auction", "uncross", "continuous", "break", "close")
+sessions_app = typer.Typer(help="交易时间表 / the products' session timetable", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
 
 
 def _fail(error: DomainError) -> None:
@@ -106,7 +108,7 @@ def version_add_command(
 
 @app.command("session")
 def session_command(
-    action: str = typer.Argument(..., help="open_auction | uncross | continuous | close"),
+    action: str = typer.Argument(..., help="open_auction | uncross | continuous | break | close"),
     product: str = typer.Option(None, help="品种代码，缺省为全部 / product code, default all"),
 ) -> None:
     """开闭市与集合竞价 / open and close sessions, run the opening call auction."""
@@ -121,6 +123,77 @@ def session_command(
                 console.print(f"{row['product']}: {action} · 成交 trades {len(row['trades'])}")
     except DomainError as error:
         _fail(error)
+
+
+def _moment(value: str | None) -> datetime | None:
+    """An ISO date-time; without a zone it is Beijing time."""
+    from ingot.core.timeutil import SHANGHAI
+
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        err_console.print(f"[red]错误 / error[/red]: 时间须为 ISO 格式，如 2026-11-23T09:00 或 2026-11-23T01:00+00:00 / "
+                          f"a time is ISO 8601, e.g. 2026-11-23T09:00 (Beijing) or 2026-11-23T01:00+00:00: {value!r}")
+        raise typer.Exit(code=2) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
+
+
+def _local(iso: str | None) -> str:
+    from ingot.core.timeutil import shown
+
+    return shown(datetime.fromisoformat(iso)) if iso else "-"
+
+
+@sessions_app.command("run")
+def sessions_run_command(at: str = typer.Option(None, help="按此时刻运行（ISO，无时区为北京时间），缺省为现在 / run as of this time "
+                                                           "(ISO; Beijing time without a zone), default now")) -> None:
+    """按交易时间表切换各品种的交易阶段 / bring every product's phase in line with its timetable."""
+    from ingot.market import timetable
+
+    try:
+        with unit_of_work() as session:
+            rows = timetable.run_schedule(session, timetable.SCHEDULER, _moment(at))
+    except DomainError as error:
+        _fail(error)
+    for row in rows:
+        actions = ", ".join(row["actions"]) or "无指令 no command"
+        note = f" · {row['note']}" if row["note"] else ""
+        console.print(f"{row['product']}: {row['phase_before']} → {row['phase']} ({actions}) · 应处 scheduled "
+                      f"{row['scheduled'] or '-'} 自 since {_local(row['since'])}{note}", soft_wrap=True)
+
+
+@sessions_app.command("show")
+def sessions_show_command(at: str = typer.Option(None, help="按此时刻（ISO）/ as of this time (ISO)")) -> None:
+    """各品种交易时间表、当前阶段与下次开市时间 / each product's timetable, phase and next opening."""
+    from ingot.market import timetable
+
+    with unit_of_work() as session:
+        rows = timetable.timetable(session, timetable.SCHEDULER, _moment(at))
+    table = Table("品种 product", "阶段 phase", "应处阶段 scheduled", "集合竞价 auction", "交易时段 sessions", "下次开市 next opening")
+    for row in rows:
+        table.add_row(row["product"], row["phase"] + (" (暂停 suspended)" if row["suspended"] else ""),
+                      row["scheduled"] or "-", row["opening_auction"] or "-", ", ".join(row["sessions"]),
+                      _local(row["next_opening"]))
+    console.print(table)
+
+
+@app.command("days")
+def days_command(limit: int = typer.Option(30, min=1, max=1000, help="显示条数 / how many")) -> None:
+    """历史交易日：状态、日终时间与执行人、结算价、资金对账 / past trading days: state, end of day, prices, reconciliation."""
+    from ingot.market import trading_days
+
+    with unit_of_work() as session:
+        rows = [trading_days.trading_day_view(row) for row in trading_days.list_trading_days(session, SYSTEM, limit=limit)]
+    table = Table("交易日 day", "状态 state", "日终 ended", "执行人 by", "结算价 prices", "结算单 statements", "资金对账 reconciliation")
+    for row in rows:
+        reconciliation = row["reconciliation"]
+        table.add_row(row["day"], row["state"], _local(row["ended_at"]), row["ended_by"] or "-",
+                      str(len(row["settlement_prices"])), str(row["statements"]),
+                      f"ok {reconciliation.get('ok', 0)} · break {reconciliation.get('break', 0)} · "
+                      f"missing {reconciliation.get('missing', 0)}" if reconciliation else "-")
+    console.print(table)
 
 
 @app.command("eod")

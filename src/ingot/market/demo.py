@@ -17,6 +17,7 @@ from ingot.market.models import Product, TradingAccount
 from ingot.registry.demo import DEMO_PASSWORD  # one password for every demo login
 
 SESSIONS = ["09:00-11:30", "13:30-15:00", "21:00-23:00"]
+OPENING_AUCTION = "08:55-09:00"
 
 # code, zh, en, metal, price unit, units per lot, reference fen per unit, tick fen, band ppm, max lots,
 # grade zh, grade en, quality spec, deliverable warehouses. Sources: 000 (indium), 002 四、(四) (V–Ti, rare earths),
@@ -136,7 +137,7 @@ def load_market_demo(session: Session, now: datetime | None = None) -> list[tupl
             seller_fee_ppm=100, now=now,
             rules={"notice_ref": "交易中心公告〔2026〕1号", "grade_zh": grade_zh, "grade_en": grade_en, "quality_spec": spec,
                    "tick_fen": tick, "band_ppm": band, "max_order_lots": max_lots, "sessions": SESSIONS,
-                   "deliverable_warehouses": deliverable, "settlement_min_lots": 2})
+                   "opening_auction": OPENING_AUCTION, "deliverable_warehouses": deliverable, "settlement_min_lots": 2})
     members = {}
     for code, name, kind, division, prefix, _held in MEMBERS:
         members[code] = accounts.create_member(session, operator, code=code, name=name, kind=kind,

@@ -105,6 +105,9 @@ class ProductVersion(Base):
     # The day's volume-weighted average becomes the settlement price only from this many lots traded.
     settlement_min_lots: Mapped[int] = mapped_column(Integer, default=1)
     sessions: Mapped[list] = mapped_column(JSONData, default=list)
+    # The opening call auction as "HH:MM-HH:MM" ending at or before the first session (Asia/Shanghai); None: the
+    # product opens straight into continuous trading.
+    opening_auction: Mapped[str | None] = mapped_column(String(11), nullable=True)
     deliverable_warehouses: Mapped[list] = mapped_column(JSONData, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -421,3 +424,20 @@ class DailyStatement(Base):
     metal: Mapped[dict] = mapped_column(JSONData, default=dict)  # product code -> grams on live receipts
     trades: Mapped[list] = mapped_column(JSONData, default=list)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TradingDay(Base):
+    """One trading day of the centre: opened by its first session, ended by its end of day, which it records
+    (settlement prices, statements written, the cash reconciliation's summary). An ended day never reopens."""
+
+    __tablename__ = "market_trading_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    state: Mapped[str] = mapped_column(String(8))  # open / ended
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_by_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ended_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    settlement_prices: Mapped[dict] = mapped_column(JSONData, default=dict)  # product code -> {price_fen, method}
+    statements: Mapped[int] = mapped_column(Integer, default=0)
+    reconciliation: Mapped[dict] = mapped_column(JSONData, default=dict)  # {ok, break, missing, breaks}

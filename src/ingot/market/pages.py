@@ -19,7 +19,7 @@ from ingot.api.deps import current_principal, get_session, language
 from ingot.core.auth import Principal
 from ingot.core.errors import DomainError, Forbidden
 from ingot.core.timeutil import utcnow
-from ingot.market import accounts, barcode, marketdata, products, receipts, trading
+from ingot.market import accounts, barcode, marketdata, products, receipts, timetable, trading, trading_days
 from ingot.market.api import OrderId, alarms_for
 from ingot.market.common import ID_MAX, OVERSEERS, TRADERS, scope_of, trading_day
 from ingot.market.models import (
@@ -90,6 +90,7 @@ def _product_page(request, session, principal, lang, code, *, error: DomainError
         depth=marketdata.depth(session, code), tape=tape, chart=chart, bars=marketdata.bars(session, code, day=today),
         settlements=marketdata.settlement_prices(session, code, limit=20), tradeable=tradeable,
         accounts=_accounts_of(session, principal) if tradeable else [], own_receipts=own_receipts,
+        next_opening=timetable.product_timetable(session, code)["next_opening"],
         error=error, form=form or {}, order_key=uuid.uuid4().hex)
 
 
@@ -268,6 +269,8 @@ def oversight_page(request: Request, day: date | None = None, principal: Princip
         volume=sum(t.lots for t in trading.list_trades(session, principal, day=day, limit=10_000)),
         alarms=alarms_for(session, principal), stock=stock, codes=codes, warehouses=warehouses,
         settlements=marketdata.settlement_prices(session, limit=30),
+        trading_days=[trading_days.trading_day_view(row)
+                      for row in trading_days.list_trading_days(session, principal, limit=30)],
         watch=marketdata.watch(session, day))
 
 
@@ -282,7 +285,7 @@ def _admin_page(request, session, principal, lang, *, error: DomainError | None 
             for p in products.list_products(session)]
     return _page(request, "market_admin.html", principal, lang, status_code=422 if error else 200, rows=rows,
                  phases=trading.phases(session), warehouses=accounts.list_warehouses(session), error=error, done=done,
-                 today=today)
+                 today=today, timetable={row["product"]: row for row in timetable.timetable(session, principal)})
 
 
 @router.get("/market/admin")
@@ -310,7 +313,8 @@ def _rules_from_form(form) -> dict:
         "quality_spec": dict(item.split("=", 1) for item in _list(form.get("quality_spec", "")) if "=" in item),
         "tick_fen": _fen(form.get("tick_yuan", "")), "band_ppm": _whole(form.get("band_ppm", ""), "band_ppm", "涨跌停板", "band"),
         "max_order_lots": _whole(form.get("max_order_lots", ""), "max_order_lots", "最大手数", "maximum lots"),
-        "sessions": _list(form.get("sessions", "")), "deliverable_warehouses": _list(form.get("warehouses", "")),
+        "sessions": _list(form.get("sessions", "")), "opening_auction": (form.get("opening_auction") or "").strip() or None,
+        "deliverable_warehouses": _list(form.get("warehouses", "")),
     }
 
 
@@ -320,6 +324,13 @@ async def admin_session(request: Request, principal: Principal = Depends(current
     form = await request.form()
     return _admin_action(request, session, principal, lang, lambda: (
         trading.session_control(session, principal, form.get("action", ""), form.get("product") or None), "session")[1])
+
+
+@router.post("/market/admin/timetable")
+def admin_timetable(request: Request, principal: Principal = Depends(current_principal), lang: str = Depends(language),
+                    session: Session = Depends(get_session)):
+    return _admin_action(request, session, principal, lang,
+                         lambda: (timetable.run_schedule(session, principal), "timetable")[1])
 
 
 @router.post("/market/admin/eod")

@@ -78,6 +78,7 @@ def version_view(version: ProductVersion) -> dict:
         "max_order_lots": version.max_order_lots,
         "settlement_min_lots": version.settlement_min_lots,
         "sessions": version.sessions,
+        "opening_auction": version.opening_auction,
         "deliverable_warehouses": version.deliverable_warehouses,
     }
 
@@ -130,6 +131,16 @@ def _check_rules(session: Session, rules: dict) -> dict:
             raise refuse("invalid_session", f"交易时段须按时间先后且不重叠：{window}",
                          f"trading sessions must be in order and must not overlap: {window}", "sessions")
         previous_end = end
+    auction = rules.get("opening_auction") or None
+    if auction is not None:
+        if not isinstance(auction, str) or not _SESSION.match(auction):
+            raise refuse("invalid_session", f"开盘集合竞价时段格式须为 HH:MM-HH:MM：{auction!r}",
+                         f"the opening call auction is HH:MM-HH:MM: {auction!r}", "opening_auction")
+        start, end = auction.split("-")
+        if end <= start or end > sessions[0].split("-")[0]:
+            raise refuse("invalid_session", f"开盘集合竞价须在第一个交易时段开始前结束：{auction}",
+                         f"the opening call auction must end by the start of the first session: {auction}",
+                         "opening_auction")
     warehouses = rules.get("deliverable_warehouses") or []
     if not warehouses:
         raise refuse("no_warehouses", "至少须指定一个交割仓库", "at least one deliverable warehouse is needed",
@@ -147,6 +158,7 @@ def _check_rules(session: Session, rules: dict) -> dict:
         "max_order_lots": rules["max_order_lots"],
         "settlement_min_lots": settlement_min_lots,
         "sessions": list(sessions),
+        "opening_auction": auction,
         "deliverable_warehouses": list(warehouses),
         "grade_zh": rules["grade_zh"].strip(),
         "grade_en": rules["grade_en"].strip(),

@@ -13,11 +13,11 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ingot.core.audit import AuditEntry, record_change
+from ingot.core.audit import record_change
 from ingot.core.auth import Principal
 from ingot.core.errors import Conflict, NotFound
 from ingot.core.timeutil import utcnow
-from ingot.market import gateway, ledger
+from ingot.market import gateway, ledger, trading_days
 from ingot.market.accounts import accessible_account, reconcile_cash
 from ingot.market.common import (
     ID_MAX,
@@ -434,19 +434,32 @@ def list_trades(session: Session, actor: Principal, *, day: date | None = None, 
 
 def session_control(session: Session, actor: Principal, action: str, product: str | None = None,
                     now: datetime | None = None) -> list[dict]:
-    """open_auction / uncross / continuous / close, for one product or all; an uncross settles its trades."""
+    """open_auction / uncross / continuous / break / close, for one product or all; an uncross settles its trades.
+    The operator's command: the session scheduler leaves it in force until the timetable's next boundary."""
     require(actor, OPERATORS, "控制交易阶段", "control trading sessions")
     at = now or utcnow()
-    if action in OPENING_ACTIONS:
-        _refuse_if_day_ended(session, trading_day(at), action)
     products = [get_product(session, product)] if product else list(session.scalars(select(Product).order_by(Product.code)))
     results = []
     for row in products:
-        command = SessionControl(f"session:{row.code}:{action}:{utc_micros(at)}", utc_micros(at), row.code, action)
-        outcome = _run(session, command, _Context(actor, at))
-        results.append({"product": row.code, "action": action, "trades": list(outcome.ack.trade_ids)})
+        _, trades = apply_session_action(session, actor, row.code, action, at,
+                                         f"session:{row.code}:{action}:{utc_micros(at)}")
+        results.append({"product": row.code, "action": action, "trades": trades})
     record_change(session, actor, "market_session", action, action, None, {"products": [r["product"] for r in results]})
     return results
+
+
+def apply_session_action(session: Session, actor: Principal, code: str, action: str, at: datetime,
+                         key: str) -> tuple[bool, list[int]]:
+    """One journaled SessionControl for one product; an opening action opens its trading day, which must not have
+    ended. Returns whether it was fresh (False: a command under this key was already applied, e.g. by another
+    process) and the ids of the trades an uncross made (settled in the same transaction)."""
+    day = trading_day(at)
+    if action in OPENING_ACTIONS:
+        _refuse_if_day_ended(session, day, action)
+    outcome = _run(session, SessionControl(key, utc_micros(at), code, action), _Context(actor, at))
+    if action in OPENING_ACTIONS and outcome.fresh:
+        trading_days.mark_open(session, day, at)
+    return outcome.fresh, list(outcome.ack.trade_ids)
 
 
 END_OF_DAY_ENTITY = "market_end_of_day"
@@ -454,10 +467,8 @@ OPENING_ACTIONS = (OPEN_AUCTION, UNCROSS, CONTINUOUS)
 
 
 def end_of_day_ran(session: Session, day: date) -> bool:
-    """Whether end of day has run for `day`: its audit entry is the record (the log is append-only)."""
-    return session.scalar(select(AuditEntry.id).where(AuditEntry.entity == END_OF_DAY_ENTITY,
-                                                      AuditEntry.entity_id == day.isoformat(),
-                                                      AuditEntry.action == "run").limit(1)) is not None
+    """Whether end of day has run for `day`: the trading-days table says so (the audit entry is only the audit)."""
+    return trading_days.day_ended(session, day)
 
 
 def _refuse_if_day_ended(session: Session, day: date, attempted: str) -> None:
@@ -549,6 +560,8 @@ def end_of_day(session: Session, actor: Principal, day: date | None = None, now:
     # Client money: every account's ledger balance against the custodian's closing balance; a break is an alarm.
     reconciliation = _reconciliation_summary(session, reconcile_cash(session, actor, day))
     gateway.snapshot(session)
+    trading_days.mark_ended(session, actor, day, at, settlement_prices=prices, statements=statements,
+                            reconciliation=reconciliation)
     record_change(session, actor, END_OF_DAY_ENTITY, day.isoformat(), "run", None,
                   {"prices": prices, "statements": statements, "reconciliation": reconciliation})
     return {"day": day.isoformat(), "settlement_prices": prices, "statements": statements,

@@ -3,6 +3,7 @@
 ``MatchingCore`` is pure (no I/O, no clock); ``JournaledEngine`` puts it behind a group-committed journal.
 """
 from ingot.market.engine.commands import (
+    BREAK,
     BUY,
     CLOSE,
     CONTINUOUS,
@@ -37,7 +38,8 @@ from ingot.market.engine.journal import JournalCorrupt, JournaledEngine, Journal
 from ingot.market.engine.reasons import MESSAGES, Rejection
 
 __all__ = [
-    "BUY", "SELL", "LIMIT", "MARKET", "IOC", "FOK", "DAY", "GTC", "OPEN_AUCTION", "UNCROSS", "CONTINUOUS", "CLOSE",
+    "BUY", "SELL", "LIMIT", "MARKET", "IOC", "FOK", "DAY", "GTC", "OPEN_AUCTION", "UNCROSS", "CONTINUOUS", "BREAK",
+    "CLOSE",
     "AdmitMember", "AmendOrder", "CancelOrder", "DefineProduct", "DepositCash", "DeregisterReceipt", "FeeSchedule",
     "NewOrder", "RegisterReceipt", "SessionControl", "SetMemberSuspended", "SetProductSuspended",
     "SetSettlementPrice", "WithdrawCash", "utc_micros", "from_utc_micros",

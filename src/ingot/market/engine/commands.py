@@ -146,7 +146,10 @@ OPEN_AUCTION = "open_auction"
 UNCROSS = "uncross"
 CONTINUOUS = "continuous"
 CLOSE = "close"
-SESSION_ACTIONS = (OPEN_AUCTION, UNCROSS, CONTINUOUS, CLOSE)
+# The break between two windows of one trading day: no new orders or amendments (cancels stay allowed), and, unlike
+# a close, DAY orders keep resting into the next window of the same day.
+BREAK = "break"
+SESSION_ACTIONS = (OPEN_AUCTION, UNCROSS, CONTINUOUS, BREAK, CLOSE)
 
 
 @dataclass(slots=True)
