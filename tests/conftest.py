@@ -114,8 +114,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def live_demo(tmp_path_factory):
-    """`ingot demo` exactly as `make demo` runs it — demo region loaded, HJ 212 receiver and simulated fleet live, web
-    UI and API served — on free ports of a scratch SQLite database; yields the base URL."""
+    """`ingot demo` as `make demo` runs it — demo region loaded, HJ 212 receiver and simulated fleet live, web UI and
+    API served — on free ports of a scratch SQLite database; yields the base URL. The one difference: the market's
+    session scheduler is off, so a trading test does not depend on the hour (the demo opens its market when it loads,
+    and the scheduler would close it at the next boundary of the declared timetable, e.g. 11:30 Beijing time)."""
     import subprocess
     import sys
     import time
@@ -132,7 +134,8 @@ def live_demo(tmp_path_factory):
     port, monitor_port = free_port(), free_port()
     log = open(data_dir / "demo.log", "wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", "ingot.cli", "demo", "--port", str(port), "--monitor-port", str(monitor_port)],
+        [sys.executable, "-m", "ingot.cli", "demo", "--port", str(port), "--monitor-port", str(monitor_port),
+         "--no-market-sessions"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
