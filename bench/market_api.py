@@ -13,7 +13,9 @@ limits from M001 each locking one receipt (so some trade and settle), 20 % cance
 The round trip is measured from the moment a request was due to its answer (so time spent waiting for one of the
 --connections keep-alive connections counts: no coordinated omission), the service time from the write; every answer
 counts, refusals (e.g. cancelling an order that has filled) included. The load generator (a bare asyncio HTTP/1.1
-client, cheap next to the server) shares the machine with the server.
+client, cheap next to the server) shares the machine with the server, so the load average is printed before and
+after. Afterwards the books are checked: every order acknowledged with 201 is in the database, the ledger's
+invariants hold over the whole book and the core's own invariants hold.
 """
 from __future__ import annotations
 
@@ -179,6 +181,7 @@ async def drive(base: str, password: str, receipt_numbers: list[str], rate: floa
             answer.raise_for_status()
             headers[username] = f"Authorization: Bearer {answer.json()['access_token']}\r\n"
     placed: dict[str, list[int]] = {username: [] for username, _ in (*BUYERS, SELLER)}
+    acknowledged: set[int] = set()
     receipts_left = list(receipt_numbers)
 
     def plan(index: int) -> tuple[str, str, dict]:
@@ -216,6 +219,7 @@ async def drive(base: str, password: str, receipt_numbers: list[str], rate: floa
             statuses[status] = statuses.get(status, 0) + 1
         if status == 201:
             answer = json.loads(payload)
+            acknowledged.add(answer["order_id"])
             if answer.get("status") == "resting":
                 placed[username].append(answer["order_id"])
 
@@ -253,7 +257,26 @@ async def drive(base: str, password: str, receipt_numbers: list[str], rate: floa
     await asyncio.gather(*workers)
     elapsed = time.perf_counter() - start
     return {"offered": count, "offered_seconds": offered, "elapsed": elapsed, "latencies": latencies,
-            "service": service, "statuses": statuses, "errors": errors, "max_send_lag_ms": lag * 1000}
+            "service": service, "statuses": statuses, "errors": errors, "max_send_lag_ms": lag * 1000,
+            "acknowledged": acknowledged}
+
+
+def check_books(url: str, acknowledged: set[int]) -> str:
+    """Every acknowledged order is stored; the ledger (whole book) and the core hold their invariants."""
+    from sqlalchemy import select
+
+    from ingot.market import gateway, ledger
+    from ingot.market.models import Order
+
+    with unit_of_work(url) as session:
+        stored = set(session.scalars(select(Order.id)))
+        ledger.check_invariants(session)
+        gateway.read_core(session, lambda core: core.check_invariants())
+    dispose_engines()
+    missing = acknowledged - stored
+    if missing:
+        return f"{len(missing)} acknowledged orders missing from the database (e.g. {sorted(missing)[:5]})"
+    return f"books hold: {len(acknowledged)} acknowledged orders all stored, ledger and core invariants hold"
 
 
 def main() -> int:
@@ -289,6 +312,7 @@ def main() -> int:
                 print(f"server did not start; see {OUT / 'server.log'}")
                 return 1
             time.sleep(0.2)
+        load_before = os.getloadavg()[0]
         cpu_before = proc_cpu_seconds(server.pid)
         client_cpu = time.process_time()
         result = asyncio.run(drive(base, password, numbers, args.rate, args.seconds, args.seed,
@@ -296,6 +320,7 @@ def main() -> int:
         client_cpu = time.process_time() - client_cpu
         server_cpu = proc_cpu_seconds(server.pid) - cpu_before
         rss = proc_peak_rss_mb(server.pid)
+        load_after = os.getloadavg()[0]
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -312,8 +337,10 @@ def main() -> int:
     for name, values in (("round trip (from when it was due)", latencies), ("service (from write to answer)", service)):
         print(f"{name:<34}{percentile(values, 0.5) * 1000:>9.1f}{percentile(values, 0.9) * 1000:>9.1f}"
               f"{percentile(values, 0.99) * 1000:>9.1f}{max(values, default=float('nan')) * 1000:>10.1f}")
-    print(f"answered/s {answered / result['elapsed']:,.0f}; server CPU {server_cpu:.1f} s, peak RSS {rss:.0f} MB; "
-          f"load generator CPU {client_cpu:.1f} s")
+    print(f"answered/s {answered / result['elapsed']:,.0f}; server CPU {server_cpu:.1f} s "
+          f"({server_cpu / max(answered, 1) * 1000:.1f} ms per answer), peak RSS {rss:.0f} MB; "
+          f"load generator CPU {client_cpu:.1f} s; load average {load_before:.2f} -> {load_after:.2f}")
+    print(check_books(url, result["acknowledged"]))
     p99 = percentile(latencies, 0.99) * 1000
     met = p99 < 20 and answered == result["offered"] and set(result["statuses"]) <= {200, 201, 404, 409, 422}
     print(f"API round trip p99 at {args.rate:g} orders/s: {p99:.1f} ms (goal < 20 ms): {'met' if met else 'not met'}")

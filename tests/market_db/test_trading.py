@@ -123,7 +123,7 @@ def test_a_failed_settlement_rolls_back_the_command_and_the_core_rebuilds(sessio
     def broken(*_args, **_kwargs):
         raise ledger.LedgerInvariantBroken("simulated failure inside settlement")
 
-    monkeypatch.setattr(ledger, "check_invariants", broken)
+    monkeypatch.setattr(ledger, "check_batch_invariants", broken)
     with pytest.raises(ledger.LedgerInvariantBroken):
         buy(session, market.client_a, "M002/C01", 4, 150_000, "b1")
     session.rollback()

@@ -29,6 +29,7 @@ from ingot.market.common import (
     MarketRejected,
     bounded_int,
     day_bounds,
+    in_scope,
     refuse,
     require,
     scope_of,
@@ -193,7 +194,7 @@ def get_account(session: Session, engine_id: str) -> TradingAccount:
 
 def accessible_account(session: Session, actor: Principal, engine_id: str) -> TradingAccount:
     account = get_account(session, engine_id)
-    if not scope_of(session, actor).sees_account(account.id):
+    if not in_scope(session, actor, account):
         # Said as "no such account" so that nobody learns which other accounts exist.
         raise NotFound(f"交易账户不存在：{engine_id}", f"no such trading account: {engine_id}", field="account")
     return account

@@ -439,6 +439,14 @@ def post_stock_report(body: StockReportIn, session: Session = Depends(get_sessio
 # ---------------------------------------------------------------- orders, trades, statements
 
 
+def _acknowledge(session: Session, order) -> dict:
+    """Commit the command (journal, order, settlement, audit) and only then answer: the request's own unit of work
+    would commit after the response has been sent, and an acknowledgement must never precede its journal record."""
+    view = trading.order_view(session, order)
+    session.commit()
+    return view
+
+
 @router.post("/orders", status_code=201)
 def post_order(body: OrderIn, idempotency_key: str | None = Header(default=None), session: Session = Depends(get_session),
                principal: Principal = Depends(current_principal)):
@@ -446,7 +454,7 @@ def post_order(body: OrderIn, idempotency_key: str | None = Header(default=None)
         session, principal, account=body.account, product=body.product, side=body.side, lots=body.lots,
         price_fen=body.price_fen, order_type=body.order_type, tif=body.tif, receipts=body.receipts,
         key=_key(body.key, idempotency_key))
-    return trading.order_view(session, order)
+    return _acknowledge(session, order)
 
 
 @router.get("/orders")
@@ -459,7 +467,7 @@ def get_orders(status: str | None = None, product: str | None = None, session: S
 def post_cancel(order_id: OrderId, body: KeyIn, idempotency_key: str | None = Header(default=None),
                 session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
     order = trading.cancel_order(session, principal, order_id, key=_key(body.key, idempotency_key))
-    return trading.order_view(session, order)
+    return _acknowledge(session, order)
 
 
 @router.post("/orders/{order_id}/amend")
@@ -467,7 +475,7 @@ def post_amend(order_id: OrderId, body: AmendIn, idempotency_key: str | None = H
                session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
     order = trading.amend_order(session, principal, order_id, lots=body.lots, price_fen=body.price_fen,
                                 key=_key(body.key, idempotency_key))
-    return trading.order_view(session, order)
+    return _acknowledge(session, order)
 
 
 @router.get("/trades")

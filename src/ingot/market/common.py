@@ -85,6 +85,20 @@ def scope_of(session: Session, principal: Principal) -> MarketScope:
     return MarketScope(False, link.member_id, link.client_id, None, frozenset(session.scalars(query).all()))
 
 
+def in_scope(session: Session, principal: Principal, account: TradingAccount) -> bool:
+    """Whether `scope_of(principal).sees_account(account.id)`, decided for this one account without listing every
+    account of the caller's scope (the order path asks it on every request)."""
+    if principal.role in (ADMIN, MARKET_OPERATOR, AUDITOR):
+        return True
+    if principal.role == REGULATOR:
+        division = session.scalar(select(Member.division_code).where(Member.id == account.member_id))
+        return division is not None and division.startswith(division_prefix(principal.division_code or ""))
+    link = session.get(MarketUser, principal.user_id)
+    if link is None or link.warehouse_id is not None or link.member_id != account.member_id:
+        return False
+    return link.client_id is None or link.client_id == account.client_id
+
+
 def require(principal: Principal, roles: tuple[str, ...], what_zh: str, what_en: str) -> None:
     if principal.role not in roles:
         raise Forbidden(f"当前角色无权{what_zh}", f"role '{principal.role}' may not {what_en}")

@@ -2,7 +2,8 @@
 
 Each process keeps one core in memory per database. A command runs inside the caller's transaction:
 
-1. the `market_engine_head` row is updated first, which takes the writers' lock on SQLite and PostgreSQL alike;
+1. the `market_engine_head` row is updated first, which takes the writers' lock on SQLite and PostgreSQL alike
+   (on SQLite the process's writers first queue on a Python lock, see `_take_writer_lock`);
 2. the in-memory core is brought level with the committed head (replaying later commands, or rebuilt from the
    newest snapshot when it ran ahead of a transaction that rolled back);
 3. the core applies the command; a fresh command is stored with its sequence and a new token, the head moves on,
@@ -18,7 +19,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, insert, select, update
 from sqlalchemy.orm import Session
 
 from ingot.market.engine import MatchingCore, Outcome
@@ -26,6 +27,10 @@ from ingot.market.engine.journal import decode_command, encode_command
 from ingot.market.models import EngineCommand, EngineHead, EngineSnapshot
 
 HEAD_ID = 1
+_HEAD = EngineHead.__table__
+_COMMANDS = EngineCommand.__table__
+# How long a writer waits for the process's writer lock before it goes on to queue on the database's own lock.
+WRITER_WAIT_SECONDS = 10.0
 
 
 @dataclass
@@ -41,6 +46,9 @@ class _Held:
     loaded: bool = False
     # The sequence of the snapshot the core was last rebuilt from (0: from an empty core and the whole journal).
     snapshot_sequence: int = 0
+    # SQLite: the process's engine writers queue here, one at a time, before they ask for the database's write lock.
+    writer: threading.Lock = field(default_factory=threading.Lock)
+    queue_writers: bool = False
 
 
 _cores: dict[str, _Held] = {}
@@ -52,7 +60,7 @@ def _held_for(session: Session) -> _Held:
     with _cores_lock:
         held = _cores.get(url)
         if held is None:
-            held = _cores[url] = _Held()
+            held = _cores[url] = _Held(queue_writers=session.get_bind().dialect.name == "sqlite")
         return held
 
 
@@ -62,17 +70,46 @@ def forget_cores() -> None:
         _cores.clear()
 
 
-def _head(session: Session, *, lock: bool) -> EngineHead:
+def _take_writer_lock(session: Session, held: _Held) -> None:
+    """On SQLite, queue this process's engine writers on a Python lock before the database's write lock.
+
+    SQLite's busy handler polls with sleeps growing to 100 ms, so writers queued there wait far longer than the
+    lock is held; a Python lock hands over at once. The lock is held until the session's transaction ends (the
+    database lock is held that long too). A transaction that has already written holds the database lock and does
+    not wait here, so no thread waits for this lock while holding the database's: no deadlock. The database lock
+    still serialises writers across processes, and the core's own lock guards the core."""
+    if not held.queue_writers or session.info.get("market_writer_lock"):
+        return
+    if session.connection().connection.dbapi_connection.in_transaction:
+        return
+    if not session.info.get("market_writer_lock_watched"):
+        session.info["market_writer_lock_watched"] = True
+
+        def release(ended: Session, transaction) -> None:
+            if transaction.parent is None:
+                taken = ended.info.pop("market_writer_lock", None)
+                if taken is not None:
+                    taken.release()
+
+        event.listen(session, "after_transaction_end", release)
+    if held.writer.acquire(timeout=WRITER_WAIT_SECONDS):
+        session.info["market_writer_lock"] = held.writer
+
+
+def _head(session: Session, *, lock: bool) -> tuple[int, str]:
+    """The committed head (sequence, token); with `lock`, after taking the writers' lock."""
     if lock:
-        # A no-op update is the portable way to take the write lock before reading anything.
-        result = session.execute(update(EngineHead).where(EngineHead.id == HEAD_ID).values(sequence=EngineHead.sequence))
-        if result.rowcount == 0:
-            session.add(EngineHead(id=HEAD_ID, sequence=0, token=""))
-            session.flush()
-    head = session.get(EngineHead, HEAD_ID, populate_existing=True)
-    if head is None:
-        return EngineHead(id=HEAD_ID, sequence=0, token="")
-    return head
+        # A no-op update is the portable way to take the write lock before reading anything; it returns the head.
+        row = session.execute(update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(sequence=_HEAD.c.sequence)
+                              .returning(_HEAD.c.sequence, _HEAD.c.token)).first()
+        if row is None:
+            session.execute(insert(_HEAD).values(id=HEAD_ID, sequence=0, token=""))
+            return 0, ""
+    else:
+        row = session.execute(select(_HEAD.c.sequence, _HEAD.c.token).where(_HEAD.c.id == HEAD_ID)).first()
+        if row is None:
+            return 0, ""
+    return int(row[0]), row[1]
 
 
 def _rebuild(session: Session, held: _Held) -> None:
@@ -94,15 +131,16 @@ def rebuilt_from_snapshot(session: Session) -> int:
     return held.snapshot_sequence
 
 
-def _catch_up(session: Session, held: _Held, head: EngineHead, *, writer: bool) -> None:
+def _catch_up(session: Session, held: _Held, head: tuple[int, str], *, writer: bool) -> None:
+    head_sequence, head_token = head
     if held.stale or not held.loaded:
         # A fresh process (or one whose transaction rolled back) starts from the newest snapshot, then replays.
         held.stale = held.in_flight = False
         _rebuild(session, held)
-    elif held.core.sequence == head.sequence and held.token == head.token:
+    elif held.core.sequence == head_sequence and held.token == head_token:
         return
     core = held.core
-    if core.sequence > head.sequence:
+    if core.sequence > head_sequence:
         if not writer and held.in_flight:
             # Another thread's transaction is between apply and commit; its outcome will be signalled.
             return
@@ -120,13 +158,14 @@ def _catch_up(session: Session, held: _Held, head: EngineHead, *, writer: bool) 
         if not outcome.fresh or outcome.ack.sequence != sequence:
             raise RuntimeError(f"engine replay diverged at sequence {sequence}")
         held.token = row.token
-    if held.core.sequence != head.sequence:
-        raise RuntimeError(f"engine journal ends at {held.core.sequence}, head says {head.sequence}")
+    if held.core.sequence != head_sequence:
+        raise RuntimeError(f"engine journal ends at {held.core.sequence}, head says {head_sequence}")
 
 
 def execute(session: Session, command) -> Outcome:
     """Apply one command in the caller's transaction, journaling it when it is fresh."""
     held = _held_for(session)
+    _take_writer_lock(session, held)
     head = _head(session, lock=True)
     with held.lock:
         _catch_up(session, held, head, writer=True)
@@ -134,10 +173,10 @@ def execute(session: Session, command) -> Outcome:
         if outcome.fresh:
             _watch_transaction(session, held)
             token = uuid.uuid4().hex
-            session.add(EngineCommand(sequence=outcome.ack.sequence, token=token,
-                                      payload=encode_command(outcome.ack.sequence, command)))
-            head.sequence = outcome.ack.sequence
-            head.token = token
+            sequence = outcome.ack.sequence
+            session.execute(insert(_COMMANDS).values(sequence=sequence, token=token,
+                                                     payload=encode_command(sequence, command)))
+            session.execute(update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(sequence=sequence, token=token))
             held.token = token
             session.flush()
         return outcome
@@ -177,6 +216,7 @@ def read_core(session: Session, reader):
 def snapshot(session: Session) -> EngineSnapshot:
     """Store the core's canonical state so that later rebuilds replay only what follows."""
     held = _held_for(session)
+    _take_writer_lock(session, held)
     head = _head(session, lock=True)
     with held.lock:
         _catch_up(session, held, head, writer=True)

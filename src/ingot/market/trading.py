@@ -28,6 +28,7 @@ from ingot.market.common import (
     day_bounds,
     refuse,
     require,
+    in_scope,
     scope_of,
     trading_day,
 )
@@ -60,6 +61,7 @@ from ingot.market.engine.events import (
 from ingot.market.models import (
     CashMovement,
     DailyStatement,
+    LedgerAccount,
     Member,
     Order,
     Product,
@@ -78,9 +80,67 @@ def _rejected(code: str, field: str, **params) -> MarketRejected:
     return MarketRejected(Rejection(code, zh.format(**params), en.format(**params), field))
 
 
+_ROWS = "market_rows"
+
+
+def _rows(session: Session) -> dict:
+    """The rows the current transaction has looked up, by id or by their immutable engine id or code, held for the
+    rest of the transaction. The session's identity map holds unchanged rows only weakly, so without this the same
+    account or product is read again a few lines later; a new transaction (after a commit or a rollback) starts
+    afresh."""
+    transaction = session.get_transaction()
+    kept = session.info.get(_ROWS)
+    if kept is None or kept[0] is not transaction:
+        kept = session.info[_ROWS] = (transaction, {})
+    return kept[1]
+
+
+def _keep(session: Session, row):
+    rows = _rows(session)
+    rows[(type(row), row.id)] = row
+    if type(row) is TradingAccount:
+        rows[(TradingAccount, "engine_id", row.engine_id)] = row
+    elif type(row) is Product:
+        rows[(Product, "code", row.code)] = row
+    return row
+
+
+def _get(session: Session, model, ident):
+    row = _rows(session).get((model, ident))
+    if row is None:
+        row = session.get(model, ident)
+        if row is not None:
+            _keep(session, row)
+    return row
+
+
+def _account_by_engine_id(session: Session, engine_id: str) -> TradingAccount:
+    row = _rows(session).get((TradingAccount, "engine_id", engine_id))
+    if row is None:
+        row = _keep(session, session.scalar(select(TradingAccount).where(TradingAccount.engine_id == engine_id)))
+    return row
+
+
+def _product_by_code(session: Session, code: str) -> Product | None:
+    row = _rows(session).get((Product, "code", code))
+    if row is None:
+        row = session.scalar(select(Product).where(Product.code == code))
+        if row is not None:
+            _keep(session, row)
+    return row
+
+
+def _ledger_account(session: Session, kind: str, asset: str, holder_id: int = 0) -> LedgerAccount:
+    rows = _rows(session)
+    row = rows.get((LedgerAccount, kind, asset, holder_id))
+    if row is None:
+        row = rows[(LedgerAccount, kind, asset, holder_id)] = ledger.ledger_account(session, kind, asset, holder_id)
+    return row
+
+
 def order_view(session: Session, order: Order) -> dict:
-    account = session.get(TradingAccount, order.account_id)
-    product = session.get(Product, order.product_id)
+    account = _get(session, TradingAccount, order.account_id)
+    product = _get(session, Product, order.product_id)
     return {
         "order_id": order.id, "key": order.idempotency_key, "account": account.engine_id, "product": product.code,
         "side": order.side, "order_type": order.order_type, "tif": order.tif, "price_fen": order.price_fen,
@@ -91,13 +151,13 @@ def order_view(session: Session, order: Order) -> dict:
 
 
 def trade_view(session: Session, trade: Trade, *, public: bool = False) -> dict:
-    product = session.get(Product, trade.product_id)
+    product = _get(session, Product, trade.product_id)
     view = {"trade_id": trade.id, "product": product.code, "price_fen": trade.price_fen, "lots": trade.lots,
             "aggressor": trade.aggressor, "at": trade.at.isoformat(), "trade_day": trade.trade_day.isoformat()}
     if not public:
         view.update({
-            "buyer": session.get(TradingAccount, trade.buyer_account_id).engine_id,
-            "seller": session.get(TradingAccount, trade.seller_account_id).engine_id,
+            "buyer": _get(session, TradingAccount, trade.buyer_account_id).engine_id,
+            "seller": _get(session, TradingAccount, trade.seller_account_id).engine_id,
             "notional_fen": trade.notional_fen, "buyer_fee_fen": trade.buyer_fee_fen,
             "seller_fee_fen": trade.seller_fee_fen, "delivered": trade.delivered,
             "buy_order_id": trade.buy_order_id, "sell_order_id": trade.sell_order_id,
@@ -116,51 +176,67 @@ class _Context:
     touched_receipts: set[str] = field(default_factory=set)
     trades: dict[int, TradeExecuted] = field(default_factory=dict)
     settled: int = 0
+    # The ledger accounts the command's settlements posted to, for the batch's invariant check.
+    posted_to: set[int] = field(default_factory=set)
+    # Receipt number -> the sell order holding it, as this command's events place and split receipts.
+    holders: dict[str, int] = field(default_factory=dict)
 
 
-def _account_by_engine_id(session: Session, engine_id: str) -> TradingAccount:
-    return session.scalar(select(TradingAccount).where(TradingAccount.engine_id == engine_id))
-
-
-def _product_by_code(session: Session, code: str) -> Product:
-    return session.scalar(select(Product).where(Product.code == code))
+def _orders_of(events: list) -> set[int]:
+    """The ids of the existing orders a command's events change (the orders it accepts are new)."""
+    ids: set[int] = set()
+    for event in events:
+        kind = type(event)
+        if kind is OrderCancelled or kind is OrderAmended:
+            ids.add(event.order_id)
+        elif kind is TradeExecuted:
+            ids.update((event.buy_order_id, event.sell_order_id))
+        elif kind is OrderAccepted:
+            ids.discard(event.order_id)
+    return ids
 
 
 def _persist_events(session: Session, events: list, context: _Context) -> None:
+    existing = _orders_of(events)
+    if existing:
+        # One query loads them all, so each `_get` below finds its order without one.
+        for order in session.scalars(select(Order).where(Order.id.in_(sorted(existing)))):
+            _keep(session, order)
     for event in events:
         kind = type(event)
         if kind is OrderAccepted:
             account = _account_by_engine_id(session, event.member_id)
-            session.add(Order(
+            session.add(_keep(session, Order(
                 id=event.order_id, idempotency_key=context.key, account_id=account.id,
                 product_id=_product_by_code(session, event.product_id).id, side=event.side,
                 order_type=event.order_type, tif=event.tif, price_fen=event.price_fen, lots=event.lots,
                 open_lots=event.lots, filled_lots=0, status="resting", receipt_numbers=list(context.receipt_numbers),
-                placed_by=context.actor.user_id, created_at=context.at, updated_at=context.at))
+                placed_by=context.actor.user_id, created_at=context.at, updated_at=context.at)))
             session.flush()
             context.touched_receipts.update(context.receipt_numbers)
+            context.holders.update((number, event.order_id) for number in context.receipt_numbers)
         elif kind is OrderCancelled:
-            order = session.get(Order, event.order_id)
+            order = _get(session, Order, event.order_id)
             order.status = "expired" if event.reason == "expired" else "cancelled"
             order.cancel_reason, order.open_lots, order.updated_at = event.reason, 0, context.at
             context.touched_receipts.update(order.receipt_numbers)
         elif kind is OrderAmended:
             # An amendment that crosses trades first: its fills arrive before this event, which carries the lots
             # still open after them, so it has the last word on the order's quantities and state.
-            order = session.get(Order, event.order_id)
+            order = _get(session, Order, event.order_id)
             order.lots = order.filled_lots + event.lots
             order.open_lots, order.price_fen, order.updated_at = event.lots, event.price_fen, context.at
             order.status = "resting" if event.lots else "filled"
         elif kind is TradeExecuted:
             context.trades[event.trade_id] = event
             for order_id in (event.buy_order_id, event.sell_order_id):
-                order = session.get(Order, order_id)
+                order = _get(session, Order, order_id)
                 order.filled_lots += event.lots
                 order.open_lots -= event.lots
                 order.updated_at = context.at
                 if order.open_lots == 0:
                     order.status = "filled"
-            context.touched_receipts.update(session.get(Order, event.sell_order_id).receipt_numbers)
+            context.touched_receipts.update(_get(session, Order, event.sell_order_id).receipt_numbers)
         elif kind is ReceiptSplit:
             _split(session, event, context)
         elif kind is SettlementInstruction:
@@ -171,7 +247,7 @@ def _persist_events(session: Session, events: list, context: _Context) -> None:
     session.flush()
     _sync_liens(session, context)
     if context.settled:
-        ledger.check_invariants(session)
+        ledger.check_batch_invariants(session, context.posted_to)
 
 
 def _split(session: Session, event: ReceiptSplit, context: _Context) -> None:
@@ -186,12 +262,22 @@ def _split(session: Session, event: ReceiptSplit, context: _Context) -> None:
                         registered_at=context.at, updated_at=context.at)
         session.add(child)
         context.touched_receipts.add(number)
+    # The sell order holding the parent: placed in this command, or named by the parent's lien.
+    holder_id = context.holders.get(event.parent_id)
+    if holder_id is None and parent.lien_kind == "order" and parent.lien_ref:
+        holder_id = int(parent.lien_ref)
     parent.status, parent.lien_kind, parent.lien_ref, parent.updated_at = "split", None, None, context.at
     session.flush()
     # The sell order now holds the remainder in place of the parent.
-    for order in session.scalars(select(Order).where(Order.status == "resting", Order.side == SELL)):
+    holder = _get(session, Order, holder_id) if holder_id is not None else None
+    if holder is not None and holder.status == "resting" and holder.side == SELL and event.parent_id in holder.receipt_numbers:
+        holders = [holder]
+    else:
+        holders = session.scalars(select(Order).where(Order.status == "resting", Order.side == SELL))
+    for order in holders:
         if event.parent_id in order.receipt_numbers:
             order.receipt_numbers = [event.remainder_id if n == event.parent_id else n for n in order.receipt_numbers]
+            context.holders[event.remainder_id] = order.id
     record_change(session, context.actor, "market_receipt", parent.id, "split", before,
                   {**receipt_view(session, parent), "children": [event.delivered_id, event.remainder_id]})
 
@@ -203,17 +289,17 @@ def _settle(session: Session, instruction: SettlementInstruction, context: _Cont
     buyer = _account_by_engine_id(session, instruction.buyer_id)
     seller = _account_by_engine_id(session, instruction.seller_id)
     postings = [
-        (ledger.cash_of(session, buyer.id), -instruction.buyer_pays_fen),
-        (ledger.cash_of(session, seller.id), instruction.seller_receives_fen),
-        (ledger.ledger_account(session, ledger.CENTRE, ledger.CNY), instruction.centre_receives_fen),
+        (_ledger_account(session, ledger.CASH, ledger.CNY, buyer.id), -instruction.buyer_pays_fen),
+        (_ledger_account(session, ledger.CASH, ledger.CNY, seller.id), instruction.seller_receives_fen),
+        (_ledger_account(session, ledger.CENTRE, ledger.CNY), instruction.centre_receives_fen),
     ]
     delivered = []
     for delivery in instruction.receipts:
         receipt = session.scalar(select(Receipt).where(Receipt.number == delivery.receipt_id))
         if receipt.owner_account_id != seller.id or receipt.net_grams != delivery.weight_grams:
             raise ledger.LedgerInvariantBroken(f"receipt {delivery.receipt_id} is not the seller's as the engine says")
-        postings.append((ledger.metal_of(session, seller.id, product.code), -delivery.weight_grams))
-        postings.append((ledger.metal_of(session, buyer.id, product.code), delivery.weight_grams))
+        postings.append((_ledger_account(session, ledger.METAL, product.code, seller.id), -delivery.weight_grams))
+        postings.append((_ledger_account(session, ledger.METAL, product.code, buyer.id), delivery.weight_grams))
         before = receipt_view(session, receipt)
         receipt.owner_account_id, receipt.status = buyer.id, "transferred"
         receipt.lien_kind = receipt.lien_ref = None
@@ -229,6 +315,7 @@ def _settle(session: Session, instruction: SettlementInstruction, context: _Cont
     _refuse_if_day_ended(session, trading_day(at), "trade")
     entry = ledger.post(session, "settlement", f"trade:{instruction.trade_id}", postings, at=at,
                         memo=f"{product.code} {executed.lots} @ {executed.price_fen}")
+    context.posted_to.update(account.id for account, _amount in postings)
     session.add(Trade(
         id=instruction.trade_id, product_id=product.id, trade_day=trading_day(at), price_fen=executed.price_fen,
         lots=executed.lots, notional_fen=instruction.notional_fen, buyer_fee_fen=instruction.buyer_fee_fen,
@@ -254,8 +341,9 @@ def _sync_liens(session: Session, context: _Context) -> None:
         return {n: (core.receipts[n].status, core.receipts[n].encumbered_by) for n in numbers if n in core.receipts}
 
     engine_liens = gateway.read_core(session, liens)
+    rows = {row.number: row for row in session.scalars(select(Receipt).where(Receipt.number.in_(numbers)))}
     for number in numbers:
-        receipt = session.scalar(select(Receipt).where(Receipt.number == number))
+        receipt = rows.get(number)
         if receipt is None or number not in engine_liens or receipt.lien_kind == "pledge":
             continue
         status, order_id = engine_liens[number]
@@ -310,14 +398,14 @@ def place_order(
 ) -> Order:
     """Feed one order to the core. A resubmission with the same key returns the first order, never a second."""
     require(actor, TRADERS, "下单（交易中心不持有头寸）", "place orders (the centre takes no positions)")
-    trading_account = accessible_account(session, actor, account)
+    trading_account = _keep(session, accessible_account(session, actor, account))
     at = now or utcnow()
     existing = session.scalar(select(Order).where(Order.account_id == trading_account.id,
                                                   Order.idempotency_key == key))
     if existing is not None:
         return existing
     code = product
-    product_row = session.scalar(select(Product).where(Product.code == code))
+    product_row = _product_by_code(session, code)
     if product_row is None:
         raise _rejected("unknown_product", "product", product=code)
     version = version_in_force(session, product_row, trading_day(at))
@@ -348,11 +436,11 @@ def place_order(
                        numbers)
     context = _Context(actor, at, key=key, receipt_numbers=numbers)
     outcome = _run(session, command, context)
-    order = session.get(Order, outcome.ack.order_id)
+    order = _get(session, Order, outcome.ack.order_id)
     if order is None or order.idempotency_key != key:
         raise refuse("key_reused", f"幂等键 {key} 已用于其他指令", f"idempotency key {key} was used for another command", "key")
     if outcome.fresh:
-        member = session.get(Member, trading_account.member_id)
+        member = _get(session, Member, trading_account.member_id)
         record_change(session, actor, "market_order", order.id, "place", None, order_view(session, order),
                       division_code=member.division_code)
     return order
@@ -361,15 +449,15 @@ def place_order(
 def _own_order(session: Session, actor: Principal, order_id: int) -> Order:
     require(actor, TRADERS, "撤单或改单", "cancel or amend orders")
     bounded_int(order_id, "order_id", "指令编号", "the order id", minimum=1, maximum=ID_MAX)
-    order = session.get(Order, order_id)
-    if order is None or not scope_of(session, actor).sees_account(order.account_id):
+    order = _get(session, Order, order_id)
+    if order is None or not in_scope(session, actor, _get(session, TradingAccount, order.account_id)):
         raise NotFound(f"指令不存在：{order_id}", f"no such order: {order_id}", field="order_id")
     return order
 
 
 def cancel_order(session: Session, actor: Principal, order_id: int, *, key: str, now: datetime | None = None) -> Order:
     order = _own_order(session, actor, order_id)
-    account = session.get(TradingAccount, order.account_id)
+    account = _get(session, TradingAccount, order.account_id)
     at = now or utcnow()
     before = order_view(session, order)
     outcome = _run(session, CancelOrder(key, utc_micros(at), account.engine_id, order_id), _Context(actor, at, key=key),
@@ -383,8 +471,8 @@ def cancel_order(session: Session, actor: Principal, order_id: int, *, key: str,
 def amend_order(session: Session, actor: Principal, order_id: int, *, lots: int, price_fen: int, key: str,
                 now: datetime | None = None) -> Order:
     order = _own_order(session, actor, order_id)
-    account = session.get(TradingAccount, order.account_id)
-    product = session.get(Product, order.product_id)
+    account = _get(session, TradingAccount, order.account_id)
+    product = _get(session, Product, order.product_id)
     at = now or utcnow()
     version = version_in_force(session, product, trading_day(at))
     # The rules in force today bound an amendment as they bound a new order.
