@@ -12,7 +12,7 @@ from enum import Enum
 from sqlalchemy import Integer, String, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from ingot.core.auth import AUDITOR, ADMIN, REGULATOR, Principal, division_prefix
+from ingot.core.auth import REGULATOR, Principal, division_prefix
 from ingot.core.db import Base, JSONData, UTCDateTime
 from ingot.core.errors import Forbidden
 from ingot.core.timeutil import utcnow
@@ -83,7 +83,7 @@ def read_audit_log(
     limit: int = 100,
     offset: int = 0,
 ) -> list[AuditEntry]:
-    if principal.role not in (ADMIN, AUDITOR, REGULATOR):
+    if not principal.can_read_audit:
         raise Forbidden("仅监管人员、审计人员可查阅审计日志", "only regulators and auditors may read the audit log")
     query = select(AuditEntry).order_by(AuditEntry.id.desc())
     if principal.role == REGULATOR:

@@ -75,6 +75,10 @@ class Principal:
         return self.role in (ADMIN, AUDITOR)
 
     @property
+    def can_read_audit(self) -> bool:
+        return self.role in (ADMIN, AUDITOR, REGULATOR)
+
+    @property
     def can_write_registry(self) -> bool:
         return self.role in (ADMIN, REGULATOR, ENTERPRISE)
 

@@ -11,15 +11,16 @@ from ingot.core.auth import ROLES, Principal
 from ingot.core.timeutil import shown, utcnow
 from ingot.web.i18n import label, translate
 
+# (label key, path, who is offered the link): a link the user may not follow is not shown.
 NAVIGATION = (
-    ("nav_overview", "/"),
-    ("nav_enterprises", "/registry/enterprises"),
-    ("nav_units", "/registry/units"),
-    ("nav_policy", "/policy"),
-    ("nav_compliance", "/compliance"),
-    ("nav_monitoring", "/monitoring"),
-    ("nav_market", "/market"),
-    ("nav_audit", "/audit"),
+    ("nav_overview", "/", None),
+    ("nav_enterprises", "/registry/enterprises", None),
+    ("nav_units", "/registry/units", None),
+    ("nav_policy", "/policy", None),
+    ("nav_compliance", "/compliance", None),
+    ("nav_monitoring", "/monitoring", None),
+    ("nav_market", "/market", None),
+    ("nav_audit", "/audit", lambda principal: principal.can_read_audit),
 )
 _template_dirs: list[str] = [str(files("ingot.web") / "templates")]
 templates = Jinja2Templates(directory=_template_dirs)
@@ -60,7 +61,8 @@ def language_switch_href(request: Request, lang: str) -> str:
 
 def render(request: Request, template: str, principal: Principal | None, lang: str, status_code: int = 200, **context):
     paths = available_paths(request)
-    nav = [(key, href) for key, href in NAVIGATION if href in paths]
+    nav = [(key, href) for key, href, offered_to in NAVIGATION
+           if href in paths and (offered_to is None or (principal is not None and offered_to(principal)))]
     role = ROLES.get(principal.role, (principal.role, principal.role)) if principal else ("", "")
     response = templates.TemplateResponse(
         request,
