@@ -82,6 +82,8 @@ def test_the_day_runs_by_its_windows_with_a_break_that_keeps_day_orders_and_a_cl
     with pytest.raises(DomainError) as closed:
         bid(session, market, "lunch-bid", at("12:00"))
     assert closed.value.code == "market_closed"
+    assert f"the next session opens at {DAY.isoformat()} 13:30:00 (Beijing time)" in closed.value.message_en
+    assert f"下一交易时段 {DAY.isoformat()} 13:30:00（北京时间）开始" in closed.value.message_zh
     session.rollback()
     # Cancels stay allowed in the break: risk can only go down.
     trading.cancel_order(session, market.client_a, gtc_order.id, key="cancel-gtc", now=at("12:05"))
@@ -238,6 +240,7 @@ def test_the_orders_placed_in_a_closed_market_are_refused_with_their_reason(sess
     with pytest.raises(DomainError) as refused:
         bid(session, market, "too-early", at("08:30"))
     assert refused.value.code == "market_closed" and "closed" in refused.value.message_en
+    assert f"the next session opens at {DAY.isoformat()} 09:00:00 (Beijing time)" in refused.value.message_en
     session.rollback()
     assert session.scalar(select(func.count(Order.id))) == 0
 

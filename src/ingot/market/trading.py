@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from ingot.core.audit import record_change
 from ingot.core.auth import Principal
 from ingot.core.errors import Conflict, NotFound
-from ingot.core.timeutil import utcnow
+from ingot.core.timeutil import shown, utcnow
 from ingot.market import gateway, ledger, trading_days
 from ingot.market.accounts import accessible_account, reconcile_cash
 from ingot.market.common import (
@@ -435,7 +435,12 @@ def place_order(
     command = NewOrder(key, utc_micros(at), trading_account.engine_id, code, side, lots, price_fen, order_type, tif,
                        numbers)
     context = _Context(actor, at, key=key, receipt_numbers=numbers)
-    outcome = _run(session, command, context)
+    try:
+        outcome = _run(session, command, context)
+    except MarketRejected as rejected:
+        if rejected.rejection.code == "market_closed":
+            raise _with_next_opening(session, product_row, at, rejected.rejection) from None
+        raise
     order = _get(session, Order, outcome.ack.order_id)
     if order is None or order.idempotency_key != key:
         raise refuse("key_reused", f"幂等键 {key} 已用于其他指令", f"idempotency key {key} was used for another command", "key")
@@ -444,6 +449,18 @@ def place_order(
         record_change(session, actor, "market_order", order.id, "place", None, order_view(session, order),
                       division_code=member.division_code)
     return order
+
+
+def _with_next_opening(session: Session, product: Product, at: datetime, rejection: Rejection) -> MarketRejected:
+    """A member told the market is closed also wants to know when it opens again."""
+    from ingot.market import timetable  # timetable drives sessions through this module, so it is imported late
+
+    opening = timetable.next_opening(session, product, at)
+    if opening is None:
+        return MarketRejected(rejection)
+    when = shown(opening)
+    return MarketRejected(rejection._replace(message_zh=f"{rejection.message_zh}；下一交易时段 {when}（北京时间）开始",
+                                             message_en=f"{rejection.message_en}; the next session opens at {when} (Beijing time)"))
 
 
 def _own_order(session: Session, actor: Principal, order_id: int) -> Order:
