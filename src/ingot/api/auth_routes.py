@@ -7,7 +7,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from ingot.api.deps import current_principal, get_session, require_roles
+from ingot.api.deps import UNIT_OF_WORK, current_principal, require_roles
 from ingot.core import auth
 from ingot.core.audit import read_audit_log, record_change
 from ingot.core.auth import ADMIN, AUDITOR, REGULATOR, Principal, principal_of
@@ -52,7 +52,7 @@ class AuditOut(BaseModel):
 
 
 @router.post("/auth/token", response_model=TokenOut)
-def login(form: OAuth2PasswordRequestForm = Depends(), session: Session = Depends(get_session)) -> TokenOut:
+def login(form: OAuth2PasswordRequestForm = Depends(), session: Session = UNIT_OF_WORK) -> TokenOut:
     user = auth.authenticate(session, form.username, form.password)
     token, expires = auth.issue_token(user)
     record_change(session, principal_of(user), "session", user.id, "login", None, None, division_code=user.division_code, enterprise_id=user.enterprise_id)
@@ -60,23 +60,23 @@ def login(form: OAuth2PasswordRequestForm = Depends(), session: Session = Depend
 
 
 @router.get("/auth/me", response_model=UserOut)
-def me(principal: Principal = Depends(current_principal), session: Session = Depends(get_session)) -> UserOut:
+def me(principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK) -> UserOut:
     return UserOut(**auth.user_view(session.get(auth.User, principal.user_id)))
 
 
 @router.get("/users", response_model=list[UserOut])
-def users(_admin: Principal = Depends(require_roles(ADMIN)), session: Session = Depends(get_session)) -> list[UserOut]:
+def users(_admin: Principal = Depends(require_roles(ADMIN)), session: Session = UNIT_OF_WORK) -> list[UserOut]:
     return [UserOut(**auth.user_view(user)) for user in auth.list_users(session)]
 
 
 @router.post("/users", response_model=UserOut, status_code=201)
-def create_user(body: UserIn, admin: Principal = Depends(require_roles(ADMIN)), session: Session = Depends(get_session)) -> UserOut:
+def create_user(body: UserIn, admin: Principal = Depends(require_roles(ADMIN)), session: Session = UNIT_OF_WORK) -> UserOut:
     user = auth.create_user(session, actor=admin, **body.model_dump())
     return UserOut(**auth.user_view(user))
 
 
 @router.post("/users/{username}/disable", response_model=UserOut)
-def disable_user(username: str, admin: Principal = Depends(require_roles(ADMIN)), session: Session = Depends(get_session)) -> UserOut:
+def disable_user(username: str, admin: Principal = Depends(require_roles(ADMIN)), session: Session = UNIT_OF_WORK) -> UserOut:
     return UserOut(**auth.user_view(auth.set_disabled(session, username, True, actor=admin)))
 
 
@@ -87,7 +87,7 @@ def audit(
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
     principal: Principal = Depends(require_roles(ADMIN, AUDITOR, REGULATOR)),
-    session: Session = Depends(get_session),
+    session: Session = UNIT_OF_WORK,
 ) -> list[AuditOut]:
     entries = read_audit_log(session, principal, entity=entity, entity_id=entity_id, limit=limit, offset=offset)
     return [AuditOut.model_validate(entry, from_attributes=True) for entry in entries]

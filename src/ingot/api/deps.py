@@ -31,6 +31,12 @@ def get_session() -> Iterator[Session]:
         session.close()
 
 
+# The unit of work ends with the handler, before the response is sent: a client is told "done" only once the commit
+# has succeeded, and a commit that fails (a conflict, a busy database) is answered as such. (FastAPI's default scope
+# for a dependency with yield would run the commit after the response had gone.)
+UNIT_OF_WORK = Depends(get_session, scope="function")
+
+
 def bearer_or_cookie(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
@@ -38,7 +44,7 @@ def bearer_or_cookie(request: Request) -> str | None:
     return request.cookies.get(TOKEN_COOKIE)
 
 
-def current_principal(request: Request, session: Session = Depends(get_session)) -> Principal:
+def current_principal(request: Request, session: Session = UNIT_OF_WORK) -> Principal:
     token = bearer_or_cookie(request)
     if not token:
         raise NotAuthenticated("请先登录", "authentication required")

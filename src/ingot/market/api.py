@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ingot.api.deps import current_principal, get_session
+from ingot.api.deps import UNIT_OF_WORK, current_principal
 from ingot.core.auth import Principal, User
 from ingot.core.db import session_factory
 from ingot.core.errors import InvalidInput, NotFound
@@ -202,13 +202,13 @@ def _key(body_key: str | None, header_key: str | None) -> str:
 
 
 @router.get("/products")
-def get_products(session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def get_products(session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     today = trading_day(utcnow())
     return [products.product_view(p, products.version_in_force(session, p, today)) for p in products.list_products(session)]
 
 
 @router.get("/products/{code}")
-def get_product(code: str, session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def get_product(code: str, session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     product = products.get_product(session, code)
     view = products.product_view(product, products.version_in_force(session, product, trading_day(utcnow())))
     view["versions"] = [products.version_view(v) for v in products.versions_of(session, product)]
@@ -216,14 +216,14 @@ def get_product(code: str, session: Session = Depends(get_session), principal: P
 
 
 @router.post("/products", status_code=201)
-def post_product(body: ProductIn, session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def post_product(body: ProductIn, session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     fields = body.model_dump(exclude={"rules"})
     product = products.create_product(session, principal, rules=body.rules.model_dump(), **fields)
     return products.product_view(product, products.versions_of(session, product)[0])
 
 
 @router.post("/products/{code}/versions", status_code=201)
-def post_version(code: str, body: VersionIn, session: Session = Depends(get_session),
+def post_version(code: str, body: VersionIn, session: Session = UNIT_OF_WORK,
                  principal: Principal = Depends(current_principal)):
     version = products.announce_version(session, principal, code, effective_on=body.effective_on,
                                         rules=body.rules.model_dump())
@@ -231,26 +231,26 @@ def post_version(code: str, body: VersionIn, session: Session = Depends(get_sess
 
 
 @router.post("/products/{code}/suspension")
-def post_product_suspension(code: str, body: Suspension, session: Session = Depends(get_session),
+def post_product_suspension(code: str, body: Suspension, session: Session = UNIT_OF_WORK,
                             principal: Principal = Depends(current_principal)):
     return products.product_view(products.set_product_suspended(session, principal, code, body.suspended))
 
 
 @router.get("/warehouses")
-def get_warehouses(session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def get_warehouses(session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     return [{"code": w.code, "name_zh": w.name_zh, "name_en": w.name_en, "division_code": w.division_code,
              "address": w.address} for w in accounts.list_warehouses(session)]
 
 
 @router.post("/warehouses", status_code=201)
-def post_warehouse(body: WarehouseIn, session: Session = Depends(get_session),
+def post_warehouse(body: WarehouseIn, session: Session = UNIT_OF_WORK,
                    principal: Principal = Depends(current_principal)):
     warehouse = accounts.create_warehouse(session, principal, **body.model_dump())
     return {"code": warehouse.code, "name_zh": warehouse.name_zh, "division_code": warehouse.division_code}
 
 
 @router.get("/members")
-def get_members(session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def get_members(session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     scope = scope_of(session, principal)
     members = accounts.list_members(session)
     if not scope.everything:
@@ -262,25 +262,25 @@ def get_members(session: Session = Depends(get_session), principal: Principal = 
 
 
 @router.post("/members", status_code=201)
-def post_member(body: MemberIn, session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def post_member(body: MemberIn, session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     return accounts.member_view(accounts.create_member(session, principal, **body.model_dump()))
 
 
 @router.post("/members/{code}/clients", status_code=201)
-def post_client(code: str, body: ClientIn, session: Session = Depends(get_session),
+def post_client(code: str, body: ClientIn, session: Session = UNIT_OF_WORK,
                 principal: Principal = Depends(current_principal)):
     client = accounts.add_client(session, principal, code, code=body.code, name=body.name)
     return {"member": code, "code": client.code, "name": client.name, "account": f"{code}/{client.code}"}
 
 
 @router.post("/members/{code}/suspension")
-def post_member_suspension(code: str, body: Suspension, session: Session = Depends(get_session),
+def post_member_suspension(code: str, body: Suspension, session: Session = UNIT_OF_WORK,
                            principal: Principal = Depends(current_principal)):
     return accounts.member_view(accounts.set_member_suspended(session, principal, code, body.suspended))
 
 
 @router.post("/users/{username}/link")
-def post_user_link(username: str, body: UserLinkIn, session: Session = Depends(get_session),
+def post_user_link(username: str, body: UserLinkIn, session: Session = UNIT_OF_WORK,
                    principal: Principal = Depends(current_principal)):
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
@@ -302,26 +302,26 @@ def post_user_link(username: str, body: UserLinkIn, session: Session = Depends(g
 
 
 @router.post("/bank-lines", status_code=201)
-def post_bank_line(body: BankLineIn, session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def post_bank_line(body: BankLineIn, session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     line = accounts.import_bank_line(session, principal, bank_ref=body.bank_ref, account_engine_id=body.account,
                                      value_date=body.value_date, amount_fen=body.amount_fen)
     return {"bank_ref": line.bank_ref, "amount_fen": line.amount_fen}
 
 
 @router.post("/deposits", status_code=201)
-def post_deposit(body: BankRef, session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def post_deposit(body: BankRef, session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     movement = accounts.deposit(session, principal, body.bank_ref)
     return {"id": movement.id, "kind": movement.kind, "amount_fen": movement.amount_fen}
 
 
 @router.post("/withdrawals", status_code=201)
-def post_withdrawal(body: BankRef, session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def post_withdrawal(body: BankRef, session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     movement = accounts.withdraw(session, principal, body.bank_ref)
     return {"id": movement.id, "kind": movement.kind, "amount_fen": movement.amount_fen}
 
 
 @router.post("/bank-balances", status_code=201)
-def post_bank_balance(body: BankBalanceIn, session: Session = Depends(get_session),
+def post_bank_balance(body: BankBalanceIn, session: Session = UNIT_OF_WORK,
                       principal: Principal = Depends(current_principal)):
     row = accounts.import_bank_balance(session, principal, account_engine_id=body.account, day=body.day,
                                        closing_fen=body.closing_fen)
@@ -329,12 +329,12 @@ def post_bank_balance(body: BankBalanceIn, session: Session = Depends(get_sessio
 
 
 @router.post("/reconciliations/{day}")
-def post_reconciliation(day: date, session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def post_reconciliation(day: date, session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     return [_reconciliation_view(session, r) for r in accounts.reconcile_cash(session, principal, day)]
 
 
 @router.get("/reconciliations/{day}")
-def get_reconciliation(day: date, session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def get_reconciliation(day: date, session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     require(principal, OVERSEERS, "查看资金对账", "see the cash reconciliation")
     scope = scope_of(session, principal)
     query = select(CashReconciliation).where(CashReconciliation.day == day).order_by(CashReconciliation.account_id)
@@ -350,7 +350,7 @@ def _reconciliation_view(session: Session, row: CashReconciliation) -> dict:
 
 
 @router.get("/balances")
-def get_balances(session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def get_balances(session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     scope = scope_of(session, principal)
     query = select(TradingAccount).order_by(TradingAccount.engine_id)
     if not scope.everything:
@@ -359,7 +359,7 @@ def get_balances(session: Session = Depends(get_session), principal: Principal =
 
 
 @router.get("/alarms")
-def get_alarms(session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def get_alarms(session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     return [_alarm_view(a) for a in alarms_for(session, principal)]
 
 
@@ -381,18 +381,18 @@ def _alarm_view(alarm: MarketAlarm) -> dict:
 
 
 @router.get("/receipts")
-def get_receipts(status: str | None = None, product: str | None = None, session: Session = Depends(get_session),
+def get_receipts(status: str | None = None, product: str | None = None, session: Session = UNIT_OF_WORK,
                  principal: Principal = Depends(current_principal)):
     return [receipts.receipt_view(session, r) for r in receipts.list_receipts(session, principal, status=status, product=product)]
 
 
 @router.get("/receipts/{number}")
-def get_receipt(number: str, session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def get_receipt(number: str, session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     return receipts.receipt_view(session, receipts.visible_receipt(session, principal, number))
 
 
 @router.post("/receipts", status_code=201)
-def post_receipt(body: ReceiptIn, session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def post_receipt(body: ReceiptIn, session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     receipt = receipts.register_receipt(
         session, principal, warehouse_code=body.warehouse, product_code=body.product, owner_account=body.owner_account,
         lot_no=body.lot_no, net_grams=body.net_grams, assay_certificate=body.assay_certificate, assay=body.assay,
@@ -401,34 +401,34 @@ def post_receipt(body: ReceiptIn, session: Session = Depends(get_session), princ
 
 
 @router.post("/receipts/{number}/pledge")
-def post_pledge(number: str, body: PledgeIn, session: Session = Depends(get_session),
+def post_pledge(number: str, body: PledgeIn, session: Session = UNIT_OF_WORK,
                 principal: Principal = Depends(current_principal)):
     return receipts.receipt_view(session, receipts.pledge_receipt(session, principal, number, body.pledgee))
 
 
 @router.post("/receipts/{number}/release")
-def post_release(number: str, session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def post_release(number: str, session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     return receipts.receipt_view(session, receipts.release_pledge(session, principal, number))
 
 
 @router.post("/receipts/{number}/load-out")
-def post_load_out(number: str, session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def post_load_out(number: str, session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     return receipts.receipt_view(session, receipts.cancel_for_load_out(session, principal, number))
 
 
 @router.post("/receipts/{number}/out")
-def post_out(number: str, session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def post_out(number: str, session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     return receipts.receipt_view(session, receipts.confirm_out(session, principal, number))
 
 
 @router.post("/receipts/{number}/invalidate")
-def post_invalidate(number: str, body: InvalidateIn, session: Session = Depends(get_session),
+def post_invalidate(number: str, body: InvalidateIn, session: Session = UNIT_OF_WORK,
                     principal: Principal = Depends(current_principal)):
     return receipts.receipt_view(session, receipts.invalidate_receipt(session, principal, number, body.reason))
 
 
 @router.post("/stock-reports", status_code=201)
-def post_stock_report(body: StockReportIn, session: Session = Depends(get_session),
+def post_stock_report(body: StockReportIn, session: Session = UNIT_OF_WORK,
                       principal: Principal = Depends(current_principal)):
     report = receipts.report_stock(session, principal, warehouse_code=body.warehouse, product_code=body.product,
                                    day=body.day, physical_grams=body.physical_grams)
@@ -448,7 +448,7 @@ def _acknowledge(session: Session, order) -> dict:
 
 
 @router.post("/orders", status_code=201)
-def post_order(body: OrderIn, idempotency_key: str | None = Header(default=None), session: Session = Depends(get_session),
+def post_order(body: OrderIn, idempotency_key: str | None = Header(default=None), session: Session = UNIT_OF_WORK,
                principal: Principal = Depends(current_principal)):
     order = trading.place_order(
         session, principal, account=body.account, product=body.product, side=body.side, lots=body.lots,
@@ -458,34 +458,34 @@ def post_order(body: OrderIn, idempotency_key: str | None = Header(default=None)
 
 
 @router.get("/orders")
-def get_orders(status: str | None = None, product: str | None = None, session: Session = Depends(get_session),
+def get_orders(status: str | None = None, product: str | None = None, session: Session = UNIT_OF_WORK,
                principal: Principal = Depends(current_principal)):
     return [trading.order_view(session, o) for o in trading.list_orders(session, principal, status=status, product=product)]
 
 
 @router.post("/orders/{order_id}/cancel")
 def post_cancel(order_id: OrderId, body: KeyIn, idempotency_key: str | None = Header(default=None),
-                session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+                session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     order = trading.cancel_order(session, principal, order_id, key=_key(body.key, idempotency_key))
     return _acknowledge(session, order)
 
 
 @router.post("/orders/{order_id}/amend")
 def post_amend(order_id: OrderId, body: AmendIn, idempotency_key: str | None = Header(default=None),
-               session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+               session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     order = trading.amend_order(session, principal, order_id, lots=body.lots, price_fen=body.price_fen,
                                 key=_key(body.key, idempotency_key))
     return _acknowledge(session, order)
 
 
 @router.get("/trades")
-def get_trades(day: date | None = None, session: Session = Depends(get_session),
+def get_trades(day: date | None = None, session: Session = UNIT_OF_WORK,
                principal: Principal = Depends(current_principal)):
     return [trading.trade_view(session, t) for t in trading.list_trades(session, principal, day=day)]
 
 
 @router.get("/statements")
-def get_statements(account: str | None = None, day: date | None = None, session: Session = Depends(get_session),
+def get_statements(account: str | None = None, day: date | None = None, session: Session = UNIT_OF_WORK,
                    principal: Principal = Depends(current_principal)):
     return [trading.statement_view(session, s) for s in trading.statements_for(session, principal, account=account, day=day)]
 
@@ -494,34 +494,34 @@ def get_statements(account: str | None = None, day: date | None = None, session:
 
 
 @router.post("/sessions")
-def post_session(body: SessionIn, session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def post_session(body: SessionIn, session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     return trading.session_control(session, principal, body.action, body.product)
 
 
 @router.get("/sessions")
-def get_sessions(session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def get_sessions(session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     return trading.phases(session)
 
 
 @router.post("/sessions/run")
-def post_sessions_run(session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def post_sessions_run(session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     """Bring every product's phase in line with its timetable now, as the scheduler inside `ingot serve` does."""
     return timetable.run_schedule(session, principal)
 
 
 @router.get("/timetable")
-def get_timetable(session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def get_timetable(session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     return timetable.timetable(session, principal)
 
 
 @router.get("/trading-days")
-def get_trading_days(limit: int = Query(100, ge=1, le=1000), session: Session = Depends(get_session),
+def get_trading_days(limit: int = Query(100, ge=1, le=1000), session: Session = UNIT_OF_WORK,
                      principal: Principal = Depends(current_principal)):
     return [trading_days.trading_day_view(row) for row in trading_days.list_trading_days(session, principal, limit=limit)]
 
 
 @router.post("/end-of-day")
-def post_end_of_day(body: EndOfDayIn, session: Session = Depends(get_session),
+def post_end_of_day(body: EndOfDayIn, session: Session = UNIT_OF_WORK,
                     principal: Principal = Depends(current_principal)):
     return trading.end_of_day(session, principal, body.day)
 
@@ -531,30 +531,30 @@ def post_end_of_day(body: EndOfDayIn, session: Session = Depends(get_session),
 
 @router.get("/tape")
 def get_tape(product: str | None = None, after: int = Query(0, ge=0, le=ID_MAX), limit: int = Query(100, ge=1, le=1000),
-             session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+             session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     return marketdata.tape(session, product, after_id=after, limit=limit)
 
 
 @router.get("/depth/{product}")
-def get_depth(product: str, levels: int = Query(10, ge=1, le=50), session: Session = Depends(get_session),
+def get_depth(product: str, levels: int = Query(10, ge=1, le=50), session: Session = UNIT_OF_WORK,
               principal: Principal = Depends(current_principal)):
     return marketdata.depth(session, product, levels)
 
 
 @router.get("/bars/{product}")
-def get_bars(product: str, interval: str = "5m", day: date | None = None, session: Session = Depends(get_session),
+def get_bars(product: str, interval: str = "5m", day: date | None = None, session: Session = UNIT_OF_WORK,
              principal: Principal = Depends(current_principal)):
     return marketdata.bars(session, product, interval=interval, day=day)
 
 
 @router.get("/settlement-prices")
-def get_settlement_prices(product: str | None = None, session: Session = Depends(get_session),
+def get_settlement_prices(product: str | None = None, session: Session = UNIT_OF_WORK,
                           principal: Principal = Depends(current_principal)):
     return marketdata.settlement_prices(session, product)
 
 
 @router.get("/reserve-operations")
-def get_reserve_operations(session: Session = Depends(get_session), principal: Principal = Depends(current_principal)):
+def get_reserve_operations(session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
     return marketdata.reserve_operations(session)
 
 

@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ingot.api.deps import current_principal, get_session, language
+from ingot.api.deps import UNIT_OF_WORK, current_principal, language
 from ingot.core.auth import Principal
 from ingot.core.errors import DomainError, Forbidden
 from ingot.core.timeutil import utcnow
@@ -59,7 +59,7 @@ def _accounts_of(session: Session, principal: Principal) -> list[TradingAccount]
 
 @router.get("/market")
 def market_watch(request: Request, principal: Principal = Depends(current_principal), lang: str = Depends(language),
-                 session: Session = Depends(get_session)):
+                 session: Session = UNIT_OF_WORK):
     today = trading_day(utcnow())
     return _page(request, "market_watch.html", principal, lang, rows=marketdata.watch(session, today), today=today,
                  tape=marketdata.tape(session, limit=20),
@@ -68,7 +68,7 @@ def market_watch(request: Request, principal: Principal = Depends(current_princi
 
 @router.get("/market/products/{code}")
 def product_page(code: str, request: Request, principal: Principal = Depends(current_principal),
-                 lang: str = Depends(language), session: Session = Depends(get_session)):
+                 lang: str = Depends(language), session: Session = UNIT_OF_WORK):
     return _product_page(request, session, principal, lang, code)
 
 
@@ -108,7 +108,7 @@ def submit_order(
     key: str = Form(...),
     principal: Principal = Depends(current_principal),
     lang: str = Depends(language),
-    session: Session = Depends(get_session),
+    session: Session = UNIT_OF_WORK,
 ):
     form = {"account": account, "side": side, "lots": lots, "price_yuan": price_yuan, "order_type": order_type,
             "tif": tif, "receipt": receipt}
@@ -142,7 +142,7 @@ def _fen(value: str) -> int:
 
 @router.get("/market/orders")
 def orders_page(request: Request, placed: int | None = Query(None, ge=1, le=ID_MAX), principal: Principal = Depends(current_principal),
-                lang: str = Depends(language), session: Session = Depends(get_session)):
+                lang: str = Depends(language), session: Session = UNIT_OF_WORK):
     orders = trading.list_orders(session, principal)
     return _page(request, "market_orders.html", principal, lang,
                  orders=[trading.order_view(session, o) for o in orders],
@@ -153,14 +153,14 @@ def orders_page(request: Request, placed: int | None = Query(None, ge=1, le=ID_M
 
 @router.post("/market/orders/{order_id}/cancel")
 def cancel_order(order_id: OrderId, request: Request, key: str = Form(...), principal: Principal = Depends(current_principal),
-                 lang: str = Depends(language), session: Session = Depends(get_session)):
+                 lang: str = Depends(language), session: Session = UNIT_OF_WORK):
     trading.cancel_order(session, principal, order_id, key=key)
     return RedirectResponse("/market/orders", status_code=303)
 
 
 @router.get("/market/receipts")
 def receipts_page(request: Request, principal: Principal = Depends(current_principal), lang: str = Depends(language),
-                  session: Session = Depends(get_session)):
+                  session: Session = UNIT_OF_WORK):
     return _receipts_page(request, session, principal, lang)
 
 
@@ -184,7 +184,7 @@ def _receipt_action(request, session, principal, lang, action):
 
 @router.post("/market/receipts")
 async def register_receipt_form(request: Request, principal: Principal = Depends(current_principal),
-                                lang: str = Depends(language), session: Session = Depends(get_session)):
+                                lang: str = Depends(language), session: Session = UNIT_OF_WORK):
     form = await request.form()
 
     def register():
@@ -204,20 +204,20 @@ async def register_receipt_form(request: Request, principal: Principal = Depends
 
 @router.post("/market/receipts/{number}/load-out")
 def load_out_form(number: str, request: Request, principal: Principal = Depends(current_principal),
-                  lang: str = Depends(language), session: Session = Depends(get_session)):
+                  lang: str = Depends(language), session: Session = UNIT_OF_WORK):
     return _receipt_action(request, session, principal, lang,
                            lambda: receipts.cancel_for_load_out(session, principal, number))
 
 
 @router.post("/market/receipts/{number}/out")
 def out_form(number: str, request: Request, principal: Principal = Depends(current_principal),
-             lang: str = Depends(language), session: Session = Depends(get_session)):
+             lang: str = Depends(language), session: Session = UNIT_OF_WORK):
     return _receipt_action(request, session, principal, lang, lambda: receipts.confirm_out(session, principal, number))
 
 
 @router.get("/market/receipts/{number}")
 def receipt_page(number: str, request: Request, principal: Principal = Depends(current_principal),
-                 lang: str = Depends(language), session: Session = Depends(get_session)):
+                 lang: str = Depends(language), session: Session = UNIT_OF_WORK):
     receipt = receipts.visible_receipt(session, principal, number)
     view = receipts.receipt_view(session, receipt)
     product = session.get(Product, receipt.product_id)
@@ -227,7 +227,7 @@ def receipt_page(number: str, request: Request, principal: Principal = Depends(c
 
 @router.get("/market/receipts/{number}/print")
 def receipt_print_page(number: str, request: Request, principal: Principal = Depends(current_principal),
-                       lang: str = Depends(language), session: Session = Depends(get_session)):
+                       lang: str = Depends(language), session: Session = UNIT_OF_WORK):
     """The receipt's particulars with its number as a Code 128 barcode, laid out for printing."""
     receipt = receipts.visible_receipt(session, principal, number)
     view = receipts.receipt_view(session, receipt)
@@ -239,7 +239,7 @@ def receipt_print_page(number: str, request: Request, principal: Principal = Dep
 
 @router.get("/market/statements")
 def statements_page(request: Request, principal: Principal = Depends(current_principal), lang: str = Depends(language),
-                    session: Session = Depends(get_session)):
+                    session: Session = UNIT_OF_WORK):
     positions = [accounts.cash_position(session, a) for a in _accounts_of(session, principal)]
     statements = [trading.statement_view(session, s) for s in trading.statements_for(session, principal)[:100]]
     return _page(request, "market_statements.html", principal, lang, positions=positions, statements=statements)
@@ -247,7 +247,7 @@ def statements_page(request: Request, principal: Principal = Depends(current_pri
 
 @router.get("/market/oversight")
 def oversight_page(request: Request, day: date | None = None, principal: Principal = Depends(current_principal),
-                   lang: str = Depends(language), session: Session = Depends(get_session)):
+                   lang: str = Depends(language), session: Session = UNIT_OF_WORK):
     if principal.role not in OVERSEERS:
         raise Forbidden("仅交易中心、监管人员和审计人员可查看全市场视图", "only the centre, regulators and auditors see the whole market")
     scope = scope_of(session, principal)
@@ -290,7 +290,7 @@ def _admin_page(request, session, principal, lang, *, error: DomainError | None 
 
 @router.get("/market/admin")
 def admin_page(request: Request, done: str | None = None, principal: Principal = Depends(current_principal),
-               lang: str = Depends(language), session: Session = Depends(get_session)):
+               lang: str = Depends(language), session: Session = UNIT_OF_WORK):
     return _admin_page(request, session, principal, lang, done=done)
 
 
@@ -320,7 +320,7 @@ def _rules_from_form(form) -> dict:
 
 @router.post("/market/admin/session")
 async def admin_session(request: Request, principal: Principal = Depends(current_principal),
-                        lang: str = Depends(language), session: Session = Depends(get_session)):
+                        lang: str = Depends(language), session: Session = UNIT_OF_WORK):
     form = await request.form()
     return _admin_action(request, session, principal, lang, lambda: (
         trading.session_control(session, principal, form.get("action", ""), form.get("product") or None), "session")[1])
@@ -328,20 +328,20 @@ async def admin_session(request: Request, principal: Principal = Depends(current
 
 @router.post("/market/admin/timetable")
 def admin_timetable(request: Request, principal: Principal = Depends(current_principal), lang: str = Depends(language),
-                    session: Session = Depends(get_session)):
+                    session: Session = UNIT_OF_WORK):
     return _admin_action(request, session, principal, lang,
                          lambda: (timetable.run_schedule(session, principal), "timetable")[1])
 
 
 @router.post("/market/admin/eod")
 def admin_eod(request: Request, principal: Principal = Depends(current_principal), lang: str = Depends(language),
-              session: Session = Depends(get_session)):
+              session: Session = UNIT_OF_WORK):
     return _admin_action(request, session, principal, lang, lambda: (trading.end_of_day(session, principal), "eod")[1])
 
 
 @router.post("/market/admin/versions")
 async def admin_version(request: Request, principal: Principal = Depends(current_principal),
-                        lang: str = Depends(language), session: Session = Depends(get_session)):
+                        lang: str = Depends(language), session: Session = UNIT_OF_WORK):
     form = await request.form()
 
     def announce():
@@ -359,7 +359,7 @@ async def admin_version(request: Request, principal: Principal = Depends(current
 
 @router.post("/market/admin/products")
 async def admin_product(request: Request, principal: Principal = Depends(current_principal),
-                        lang: str = Depends(language), session: Session = Depends(get_session)):
+                        lang: str = Depends(language), session: Session = UNIT_OF_WORK):
     form = await request.form()
 
     def create():
@@ -378,7 +378,7 @@ async def admin_product(request: Request, principal: Principal = Depends(current
 
 @router.post("/market/admin/suspension")
 async def admin_suspension(request: Request, principal: Principal = Depends(current_principal),
-                           lang: str = Depends(language), session: Session = Depends(get_session)):
+                           lang: str = Depends(language), session: Session = UNIT_OF_WORK):
     form = await request.form()
     return _admin_action(request, session, principal, lang, lambda: (products.set_product_suspended(
         session, principal, form.get("product", ""), form.get("suspended") == "1"), "suspension")[1])

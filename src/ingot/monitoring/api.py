@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from ingot.api.deps import OptionalRecordId, RecordId, current_principal, get_session
+from ingot.api.deps import UNIT_OF_WORK, OptionalRecordId, RecordId, current_principal
 from ingot.core.auth import Principal
 from ingot.monitoring import commands, service
 from ingot.monitoring.alarms import alarm_view, change_alarm_state
@@ -85,47 +85,47 @@ class CommandIn(_Strict):
 @router.get("/points")
 def list_points(province: str | None = Query(None, pattern=r"^\d{6}$"), enterprise_id: OptionalRecordId = None,
                 pollutant: str | None = Query(None, pattern=r"^[a-z][0-9]{5}$"),
-                principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+                principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     points = service.list_points(session, principal, province=province, enterprise_id=enterprise_id, pollutant=pollutant)
     return plain([service.point_view(point) for point in points])
 
 
 @router.post("/points", status_code=201)
-def create_point(body: PointIn, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def create_point(body: PointIn, principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return plain(service.create_point(session, principal, body.model_dump()))
 
 
 @router.get("/points/{point_id}")
-def get_point(point_id: RecordId, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def get_point(point_id: RecordId, principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return plain(service.get_point(session, principal, point_id))
 
 
 @router.patch("/points/{point_id}")
 def update_point(point_id: RecordId, body: PointPatch, principal: Principal = Depends(current_principal),
-                 session: Session = Depends(get_session)):
+                 session: Session = UNIT_OF_WORK):
     return plain(service.update_point(session, principal, point_id, body.model_dump(exclude_unset=True)))
 
 
 @router.delete("/points/{point_id}", status_code=204)
-def delete_point(point_id: RecordId, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def delete_point(point_id: RecordId, principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     service.delete_point(session, principal, point_id)
     return Response(status_code=204)
 
 
 @router.get("/points/{point_id}/limits")
-def list_limits(point_id: RecordId, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def list_limits(point_id: RecordId, principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return plain(service.list_limits(session, principal, point_id))
 
 
 @router.put("/points/{point_id}/limits/{pollutant}")
 def set_limit(body: LimitIn, point_id: RecordId, pollutant: str = Path(pattern=r"^[a-z][0-9]{5}$"),
-              principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+              principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return plain(service.set_limit(session, principal, point_id, pollutant, body.model_dump()))
 
 
 @router.delete("/points/{point_id}/limits/{pollutant}", status_code=204)
 def delete_limit(point_id: RecordId, pollutant: str = Path(pattern=r"^[a-z][0-9]{5}$"),
-                 principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+                 principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     service.delete_limit(session, principal, point_id, pollutant)
     return Response(status_code=204)
 
@@ -134,7 +134,7 @@ def delete_limit(point_id: RecordId, pollutant: str = Path(pattern=r"^[a-z][0-9]
 def measurements(point_id: RecordId, start: datetime | None = None, end: datetime | None = None, kind: Kind = "minute",
                  aggregation: Aggregation = "none",
                  pollutant: str | None = Query(None, pattern=r"^[a-z][0-9]{5}$"),
-                 principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+                 principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     """Stored values of one kind, or hourly (from minute values) / daily (from hourly values) aggregates computed
     with the validity rules of HJ 212-2017 appendix D; times are ISO 8601 with a zone."""
     query = service.SeriesQuery(point_id, pollutant, kind, start, end, aggregation)
@@ -144,14 +144,14 @@ def measurements(point_id: RecordId, start: datetime | None = None, end: datetim
 @router.get("/points/{point_id}/packets")
 def packets(point_id: RecordId, start: datetime | None = None, end: datetime | None = None, accepted: bool | None = None,
             limit: int = Query(100, ge=1, le=1000), principal: Principal = Depends(current_principal),
-            session: Session = Depends(get_session)):
+            session: Session = UNIT_OF_WORK):
     return plain(service.list_packets(session, principal, point_id, start=start, end=end, accepted=accepted, limit=limit))
 
 
 @router.get("/overview")
 def overview(province: str | None = Query(None, pattern=r"^\d{6}$"), enterprise_id: OptionalRecordId = None,
              pollutant: str | None = Query(None, pattern=r"^[a-z][0-9]{5}$"),
-             principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+             principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     rows = service.overview(session, principal, province=province, enterprise_id=enterprise_id, pollutant=pollutant)
     for row in rows:
         for value in row["values"]:
@@ -163,20 +163,20 @@ def overview(province: str | None = Query(None, pattern=r"^\d{6}$"), enterprise_
 @router.get("/alarms")
 def alarms(state: AlarmState | None = None, kind: AlarmKind | None = None, point_id: OptionalRecordId = None,
            limit: int = Query(200, ge=1, le=1000), offset: int = Query(0, ge=0),
-           principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+           principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     found = service.list_alarms(session, principal, state=state, kind=kind, point_id=point_id, limit=limit, offset=offset)
     return plain([alarm_view(alarm) for alarm in found])
 
 
 @router.post("/alarms/{alarm_id}/acknowledge")
 def acknowledge(alarm_id: RecordId, body: AlarmAction | None = None, principal: Principal = Depends(current_principal),
-                session: Session = Depends(get_session)):
+                session: Session = UNIT_OF_WORK):
     return plain(alarm_view(change_alarm_state(session, principal, alarm_id, "acknowledge", (body or AlarmAction()).note)))
 
 
 @router.post("/alarms/{alarm_id}/close")
 def close(alarm_id: RecordId, body: AlarmAction | None = None, principal: Principal = Depends(current_principal),
-          session: Session = Depends(get_session)):
+          session: Session = UNIT_OF_WORK):
     return plain(alarm_view(change_alarm_state(session, principal, alarm_id, "close", (body or AlarmAction()).note)))
 
 
@@ -188,7 +188,7 @@ def command_codes(principal: Principal = Depends(current_principal)):
 
 @router.post("/points/{point_id}/commands", status_code=201)
 def queue_command(point_id: RecordId, body: CommandIn, principal: Principal = Depends(current_principal),
-                  session: Session = Depends(get_session)):
+                  session: Session = UNIT_OF_WORK):
     """Queue a command for the point's device (regulators in scope and administrators); the receiver process sends
     it and records the device's 9011/9012 answers; poll the command to follow it."""
     return plain(commands.queue_command(session, principal, point_id, body.cn, body.params))
@@ -196,11 +196,11 @@ def queue_command(point_id: RecordId, body: CommandIn, principal: Principal = De
 
 @router.get("/points/{point_id}/commands")
 def list_commands(point_id: RecordId, state: CommandState | None = None, limit: int = Query(50, ge=1, le=500),
-                  principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+                  principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return plain(commands.list_commands(session, principal, point_id, state=state, limit=limit))
 
 
 @router.get("/commands/{command_id}")
 def get_command(command_id: RecordId, principal: Principal = Depends(current_principal),
-                session: Session = Depends(get_session)):
+                session: Session = UNIT_OF_WORK):
     return plain(commands.get_command(session, principal, command_id))

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ingot.api.deps import RecordId, current_principal, get_session, language
+from ingot.api.deps import UNIT_OF_WORK, RecordId, current_principal, language
 from ingot.core.auth import Principal
 from ingot.core.errors import DomainError
 from ingot.core.timeutil import utcnow
@@ -63,7 +63,7 @@ def _province_names(session: Session, codes: set[str], lang: str) -> dict[str, s
 @router.get("/monitoring")
 def overview_page(request: Request, province: str = "", enterprise_id: str = "", pollutant: str = "",
                   principal: Principal = Depends(current_principal), lang: str = Depends(language),
-                  session: Session = Depends(get_session)):
+                  session: Session = UNIT_OF_WORK):
     everything = service.list_points(session, principal)
     enterprise_filter = int(enterprise_id) if enterprise_id.isdigit() else None
     try:
@@ -85,7 +85,7 @@ def overview_page(request: Request, province: str = "", enterprise_id: str = "",
 
 @router.get("/monitoring/points/{point_id}")
 def point_page(request: Request, point_id: RecordId, principal: Principal = Depends(current_principal),
-               lang: str = Depends(language), session: Session = Depends(get_session)):
+               lang: str = Depends(language), session: Session = UNIT_OF_WORK):
     return _point_page(request, point_id, principal, lang, session)
 
 
@@ -101,7 +101,7 @@ def _form_time(value: str) -> str:
 
 @router.post("/monitoring/points/{point_id}/commands")
 async def queue_command_form(request: Request, point_id: RecordId, principal: Principal = Depends(current_principal),
-                             lang: str = Depends(language), session: Session = Depends(get_session)):
+                             lang: str = Depends(language), session: Session = UNIT_OF_WORK):
     form = await request.form()
     params = {name: _form_time(str(form.get(name, ""))) if name.endswith("Time") else str(form.get(name, "")).strip()
               for name in _COMMAND_FORM_FIELDS if str(form.get(name, "")).strip()}
@@ -154,7 +154,7 @@ def _point_page(request: Request, point_id: int, principal: Principal, lang: str
 
 @router.get("/monitoring/alarms")
 def alarm_inbox(request: Request, state: str = "open", kind: str = "", principal: Principal = Depends(current_principal),
-                lang: str = Depends(language), session: Session = Depends(get_session)):
+                lang: str = Depends(language), session: Session = UNIT_OF_WORK):
     state_filter = state if state in ("open", "acknowledged", "closed") else None
     kind_filter = kind if kind in ("exceedance", "missing_data", "flag") else None
     alarms = service.list_alarms(session, principal, state=state_filter, kind=kind_filter, limit=300)
@@ -167,7 +167,7 @@ def alarm_inbox(request: Request, state: str = "open", kind: str = "", principal
 
 @router.post("/monitoring/alarms/{alarm_id}/{action}")
 def alarm_action(request: Request, alarm_id: RecordId, action: str, note: str = Form(""),
-                 principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+                 principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     change_alarm_state(session, principal, alarm_id, action, note)
     back = request.headers.get("referer", "")
     # Only back to a local alarm page; anything else goes to the inbox.

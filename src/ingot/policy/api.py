@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from ingot.api.deps import OptionalRecordId, RecordId, current_principal, get_session
+from ingot.api.deps import UNIT_OF_WORK, OptionalRecordId, RecordId, current_principal
 from ingot.core.auth import Principal
 from ingot.policy import export, runs
 from ingot.policy.engine import VERDICTS
@@ -81,19 +81,19 @@ def get_coverage(_principal: Principal = Depends(current_principal)) -> dict:
 
 
 @router.post("/runs", status_code=201)
-def create_run(body: RunIn, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)) -> dict:
+def create_run(body: RunIn, principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK) -> dict:
     return runs.create_run(session, principal, body.as_of, runs.parse_overrides(body.overrides), body.label)
 
 
 @router.get("/runs")
 def list_runs(
-    limit: int = 50, offset: int = 0, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)
+    limit: int = 50, offset: int = 0, principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK
 ) -> list[dict]:
     return runs.list_runs(session, principal, limit=limit, offset=offset)
 
 
 @router.get("/runs/{run_id}")
-def get_run(run_id: RecordId, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)) -> dict:
+def get_run(run_id: RecordId, principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK) -> dict:
     return runs.get_run(session, principal, run_id)
 
 
@@ -108,26 +108,26 @@ def run_verdicts(
     limit: int = Query(1000, ge=1, le=runs.MAX_VERDICT_PAGE),
     offset: int = Query(0, ge=0),
     principal: Principal = Depends(current_principal),
-    session: Session = Depends(get_session),
+    session: Session = UNIT_OF_WORK,
 ) -> list[dict]:
     return runs.run_verdicts(session, principal, run_id, verdict=verdict, rule_id=rule_id, unit_id=unit_id, province=province,
                              metal=metal, limit=limit, offset=offset)
 
 
 @router.get("/runs/{run_id}/verdicts.xlsx")
-def export_run(run_id: RecordId, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)) -> Response:
+def export_run(run_id: RecordId, principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK) -> Response:
     summary, verdicts = runs.run_result(session, principal, run_id)
     return _xlsx(export.verdicts_workbook(summary, verdicts), f"compliance-run-{run_id}.xlsx")
 
 
 @router.get("/runs/{run_id}/compare/{other_id}")
 def compare_runs(run_id: RecordId, other_id: RecordId, principal: Principal = Depends(current_principal),
-                 session: Session = Depends(get_session)) -> dict:
+                 session: Session = UNIT_OF_WORK) -> dict:
     return runs.compare_runs(session, principal, run_id, other_id)
 
 
 @router.post("/runs/{run_id}/reproduce")
-def reproduce_run(run_id: RecordId, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)) -> dict:
+def reproduce_run(run_id: RecordId, principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK) -> dict:
     return runs.reproduce_run(session, principal, run_id)
 
 
@@ -136,7 +136,7 @@ def reproduce_run(run_id: RecordId, principal: Principal = Depends(current_princ
 
 @router.get("/units/{unit_id}/verdicts")
 def unit_verdicts(unit_id: RecordId, as_of: date | None = None, principal: Principal = Depends(current_principal),
-                  session: Session = Depends(get_session)) -> dict:
+                  session: Session = UNIT_OF_WORK) -> dict:
     day = _day(as_of)
     return {"as_of": day.isoformat(), "unit_id": unit_id, "verdicts": runs.unit_verdicts(session, principal, unit_id, day)}
 
@@ -144,7 +144,7 @@ def unit_verdicts(unit_id: RecordId, as_of: date | None = None, principal: Princ
 @router.get("/elimination")
 def elimination(
     as_of: date | None = None, set: list[str] = Query(default_factory=list, description="RULE.PARAM=VALUE"),
-    principal: Principal = Depends(current_principal), session: Session = Depends(get_session),
+    principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK,
 ) -> dict:
     day = _day(as_of)
     entries = runs.elimination(session, principal, day, runs.parse_overrides(set))
@@ -154,7 +154,7 @@ def elimination(
 @router.get("/elimination.xlsx")
 def elimination_xlsx(
     as_of: date | None = None, set: list[str] = Query(default_factory=list),
-    principal: Principal = Depends(current_principal), session: Session = Depends(get_session),
+    principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK,
 ) -> Response:
     day = _day(as_of)
     entries = runs.elimination(session, principal, day, runs.parse_overrides(set))
@@ -164,7 +164,7 @@ def elimination_xlsx(
 @router.get("/headroom")
 def headroom(
     as_of: date | None = None, set: list[str] = Query(default_factory=list),
-    principal: Principal = Depends(current_principal), session: Session = Depends(get_session),
+    principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK,
 ) -> dict:
     day = _day(as_of)
     rows = runs.headroom(session, principal, day, runs.parse_overrides(set))
@@ -174,7 +174,7 @@ def headroom(
 @router.get("/headroom.xlsx")
 def headroom_xlsx(
     as_of: date | None = None, set: list[str] = Query(default_factory=list),
-    principal: Principal = Depends(current_principal), session: Session = Depends(get_session),
+    principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK,
 ) -> Response:
     day = _day(as_of)
     rows = runs.headroom(session, principal, day, runs.parse_overrides(set))
@@ -184,7 +184,7 @@ def headroom_xlsx(
 @router.get("/noncompliance")
 def noncompliance(
     as_of: date | None = None, set: list[str] = Query(default_factory=list),
-    principal: Principal = Depends(current_principal), session: Session = Depends(get_session),
+    principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK,
 ) -> dict:
     day = _day(as_of)
     return {"as_of": day.isoformat(), "counts": runs.noncompliance(session, principal, day, runs.parse_overrides(set))}
@@ -193,7 +193,7 @@ def noncompliance(
 @router.get("/noncompliance.xlsx")
 def noncompliance_xlsx(
     as_of: date | None = None, set: list[str] = Query(default_factory=list),
-    principal: Principal = Depends(current_principal), session: Session = Depends(get_session),
+    principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK,
 ) -> Response:
     day = _day(as_of)
     counts = runs.noncompliance(session, principal, day, runs.parse_overrides(set))
@@ -201,21 +201,21 @@ def noncompliance_xlsx(
 
 
 @router.post("/admission")
-def admission(body: AdmissionIn, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)) -> dict:
+def admission(body: AdmissionIn, principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK) -> dict:
     day = _day(body.as_of)
     report = runs.admission(session, principal, body.unit, day, runs.parse_overrides(body.overrides))
     return {"as_of": day.isoformat(), **runs.admission_view(report, principal)}
 
 
 @router.post("/what-if")
-def what_if(body: WhatIfIn, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)) -> dict:
+def what_if(body: WhatIfIn, principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK) -> dict:
     return runs.what_if_view(runs.what_if(session, principal, body.as_of, runs.parse_overrides(body.overrides)))
 
 
 @router.get("/what-if.xlsx")
 def what_if_xlsx(
     as_of: date, set: list[str] = Query(default_factory=list),
-    principal: Principal = Depends(current_principal), session: Session = Depends(get_session),
+    principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK,
 ) -> Response:
     overrides = runs.parse_overrides(set)
     diff = runs.what_if(session, principal, as_of, overrides)

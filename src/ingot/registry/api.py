@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from ingot.api.deps import current_principal, get_session
+from ingot.api.deps import UNIT_OF_WORK, current_principal
 from ingot.core.auth import Principal
 from ingot.core.errors import InvalidInput
 from ingot.core.timeutil import SHANGHAI
@@ -201,7 +201,7 @@ ENTITY_PATHS = {"parks": "park", "groups": "group", "enterprises": "enterprise",
 @router.get("/{collection}/{record_id}/versions")
 def versions(
     collection: Literal["parks", "groups", "enterprises", "sites", "units"], record_id: int = _record_id(),
-    principal: Principal = Depends(current_principal), session: Session = Depends(get_session),
+    principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK,
 ):
     return service.version_history(session, principal, ENTITY_PATHS[collection], record_id)
 
@@ -210,12 +210,12 @@ def versions(
 
 
 @router.get("/divisions", response_model=PageOut)
-def divisions(query: service.ListQuery = Depends(list_query), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def divisions(query: service.ListQuery = Depends(list_query), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.list_divisions(session, principal, query).as_dict()
 
 
 @router.get("/divisions/{code}")
-def division(code: str = Path(pattern=r"^\d{6}$"), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def division(code: str = Path(pattern=r"^\d{6}$"), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.get_division(session, principal, code)
 
 
@@ -223,42 +223,42 @@ def division(code: str = Path(pattern=r"^\d{6}$"), principal: Principal = Depend
 
 
 @router.get("/parks", response_model=PageOut)
-def parks(query: service.ListQuery = Depends(list_query), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def parks(query: service.ListQuery = Depends(list_query), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.list_parks(session, principal, query).as_dict()
 
 
 @router.post("/parks", status_code=201)
-def create_park(body: ParkIn, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def create_park(body: ParkIn, principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.create_park(session, principal, body.model_dump())
 
 
 @router.get("/parks/{park_id}")
-def park(park_id: int = _record_id(), as_of: datetime | None = _as_of_moment(), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def park(park_id: int = _record_id(), as_of: datetime | None = _as_of_moment(), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return _record(session, principal, "park", park_id, as_of)
 
 
 @router.patch("/parks/{park_id}")
-def update_park(body: ParkPatch, park_id: int = _record_id(), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def update_park(body: ParkPatch, park_id: int = _record_id(), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.update_park(session, principal, park_id, body.model_dump(exclude_unset=True))
 
 
 @router.get("/groups", response_model=PageOut)
-def groups(query: service.ListQuery = Depends(list_query), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def groups(query: service.ListQuery = Depends(list_query), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.list_groups(session, principal, query).as_dict()
 
 
 @router.post("/groups", status_code=201)
-def create_group(body: GroupIn, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def create_group(body: GroupIn, principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.create_group(session, principal, body.model_dump())
 
 
 @router.get("/groups/{group_id}")
-def group(group_id: int = _record_id(), as_of: datetime | None = _as_of_moment(), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def group(group_id: int = _record_id(), as_of: datetime | None = _as_of_moment(), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return _record(session, principal, "group", group_id, as_of)
 
 
 @router.patch("/groups/{group_id}")
-def update_group(body: GroupIn, group_id: int = _record_id(), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def update_group(body: GroupIn, group_id: int = _record_id(), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.update_group(session, principal, group_id, body.model_dump(exclude_unset=True))
 
 
@@ -266,52 +266,52 @@ def update_group(body: GroupIn, group_id: int = _record_id(), principal: Princip
 
 
 @router.get("/enterprises", response_model=PageOut)
-def enterprises(query: service.ListQuery = Depends(list_query), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def enterprises(query: service.ListQuery = Depends(list_query), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.list_enterprises(session, principal, query).as_dict()
 
 
 @router.post("/enterprises", status_code=201)
-def create_enterprise(body: EnterpriseIn, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def create_enterprise(body: EnterpriseIn, principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.create_enterprise(session, principal, body.model_dump())
 
 
 @router.get("/enterprises/{enterprise_id}")
-def enterprise(enterprise_id: int = _record_id(), as_of: datetime | None = _as_of_moment(), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def enterprise(enterprise_id: int = _record_id(), as_of: datetime | None = _as_of_moment(), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return _record(session, principal, "enterprise", enterprise_id, as_of)
 
 
 @router.patch("/enterprises/{enterprise_id}")
-def update_enterprise(body: EnterprisePatch, enterprise_id: int = _record_id(), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def update_enterprise(body: EnterprisePatch, enterprise_id: int = _record_id(), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.update_enterprise(session, principal, enterprise_id, body.model_dump(exclude_unset=True))
 
 
 @router.get("/sites", response_model=PageOut)
-def sites(query: service.ListQuery = Depends(list_query), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def sites(query: service.ListQuery = Depends(list_query), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.list_sites(session, principal, query).as_dict()
 
 
 @router.post("/sites", status_code=201)
-def create_site(body: SiteIn, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def create_site(body: SiteIn, principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.create_site(session, principal, body.model_dump())
 
 
 @router.get("/sites/{site_id}")
-def site(site_id: int = _record_id(), as_of: datetime | None = _as_of_moment(), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def site(site_id: int = _record_id(), as_of: datetime | None = _as_of_moment(), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return _record(session, principal, "site", site_id, as_of)
 
 
 @router.patch("/sites/{site_id}")
-def update_site(body: SitePatch, site_id: int = _record_id(), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def update_site(body: SitePatch, site_id: int = _record_id(), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.update_site(session, principal, site_id, body.model_dump(exclude_unset=True))
 
 
 @router.get("/units", response_model=PageOut)
-def units(query: service.ListQuery = Depends(list_query), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def units(query: service.ListQuery = Depends(list_query), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.list_units(session, principal, query).as_dict()
 
 
 @router.post("/units", status_code=201)
-def create_unit(body: UnitIn, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def create_unit(body: UnitIn, principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.create_unit(session, principal, body.model_dump())
 
 
@@ -321,7 +321,7 @@ def unit(
     on: date | None = Query(None, description="状态、参数、产能与申报的参照日期 / the date the unit's facts are read on"),
     as_of: datetime | None = _as_of_moment(),
     principal: Principal = Depends(current_principal),
-    session: Session = Depends(get_session),
+    session: Session = UNIT_OF_WORK,
 ):
     if as_of is not None:
         return service.get_as_of(session, principal, "unit", unit_id, _moment(as_of))
@@ -329,27 +329,27 @@ def unit(
 
 
 @router.patch("/units/{unit_id}")
-def update_unit(body: UnitPatch, unit_id: int = _record_id(), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def update_unit(body: UnitPatch, unit_id: int = _record_id(), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.update_unit(session, principal, unit_id, body.model_dump(exclude_unset=True))
 
 
 @router.get("/units/{unit_id}/{kind}")
-def unit_facts(kind: FactKind, unit_id: int = _record_id(), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def unit_facts(kind: FactKind, unit_id: int = _record_id(), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.list_facts(session, principal, unit_id, kind)
 
 
 @router.post("/units/{unit_id}/{kind}", status_code=201)
-def add_unit_fact(kind: FactKind, body: dict, unit_id: int = _record_id(), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def add_unit_fact(kind: FactKind, body: dict, unit_id: int = _record_id(), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.add_fact(session, principal, unit_id, kind, _validated(FACT_MODELS[kind], body).model_dump(exclude_unset=True))
 
 
 @router.patch("/units/{unit_id}/{kind}/{fact_id}")
-def update_unit_fact(kind: FactKind, body: FactPatch, unit_id: int = _record_id(), fact_id: int = _record_id(), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def update_unit_fact(kind: FactKind, body: FactPatch, unit_id: int = _record_id(), fact_id: int = _record_id(), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.update_fact(session, principal, unit_id, kind, fact_id, body.model_dump(exclude_unset=True))
 
 
 @router.delete("/units/{unit_id}/{kind}/{fact_id}", status_code=204)
-def delete_unit_fact(kind: FactKind, unit_id: int = _record_id(), fact_id: int = _record_id(), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def delete_unit_fact(kind: FactKind, unit_id: int = _record_id(), fact_id: int = _record_id(), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     service.delete_fact(session, principal, unit_id, kind, fact_id)
     return Response(status_code=204)
 
@@ -369,7 +369,7 @@ def _validated(model: type[BaseModel], body: dict) -> BaseModel:
 
 
 @router.get("/overview/capacity")
-def capacity_overview(on: date | None = None, principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+def capacity_overview(on: date | None = None, principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return service.capacity_overview(session, principal, on)
 
 
@@ -384,7 +384,7 @@ def template_download(entity: Importable, format: Format = "xlsx", principal: Pr
 
 
 @router.post("/import/{entity}")
-async def import_file(entity: Importable, file: UploadFile = File(...), principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+async def import_file(entity: Importable, file: UploadFile = File(...), principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     content = await file.read(MAX_UPLOAD_BYTES + 1)
     if len(content) > MAX_UPLOAD_BYTES:
         raise InvalidInput("file：文件超过 20 MB", "file: larger than 20 MB", field="file")
@@ -393,7 +393,7 @@ async def import_file(entity: Importable, file: UploadFile = File(...), principa
 
 @router.get("/export/{entity}")
 def export(entity: Exportable, format: Format = "xlsx", query: service.ListQuery = Depends(list_query),
-           principal: Principal = Depends(current_principal), session: Session = Depends(get_session)):
+           principal: Principal = Depends(current_principal), session: Session = UNIT_OF_WORK):
     return _file(importexport.export_bytes(session, principal, entity, format, query), f"ingot-{entity}.{format}", format)
 
 

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
 
-from ingot.api.deps import current_principal, get_session, language
+from ingot.api.deps import UNIT_OF_WORK, current_principal, language
 from ingot.core.auth import Principal, division_prefix
 from ingot.core.errors import DomainError, InvalidInput, NotFound
 from ingot.registry import service
@@ -273,7 +273,7 @@ def overview_page(
     as_of: str = "",
     principal: Principal = Depends(current_principal),
     lang: str = Depends(language),
-    session: Session = Depends(get_session),
+    session: Session = UNIT_OF_WORK,
 ):
     error = None
     try:
@@ -313,7 +313,7 @@ def enterprises_page(
     page: str = "",
     principal: Principal = Depends(current_principal),
     lang: str = Depends(language),
-    session: Session = Depends(get_session),
+    session: Session = UNIT_OF_WORK,
 ):
     filters = ListFilters.of(q=q, province=province, prefecture=prefecture, metal=metal, process_type=process_type,
                              status=status, sort=sort)
@@ -337,7 +337,7 @@ def enterprise_page(
     request: Request,
     principal: Principal = Depends(current_principal),
     lang: str = Depends(language),
-    session: Session = Depends(get_session),
+    session: Session = UNIT_OF_WORK,
 ):
     try:
         key = parse_record_id(enterprise_id, "enterprise")
@@ -366,7 +366,7 @@ def site_page(
     request: Request,
     principal: Principal = Depends(current_principal),
     lang: str = Depends(language),
-    session: Session = Depends(get_session),
+    session: Session = UNIT_OF_WORK,
 ):
     try:
         key = parse_record_id(site_id, "site")
@@ -399,7 +399,7 @@ def units_page(
     page: str = "",
     principal: Principal = Depends(current_principal),
     lang: str = Depends(language),
-    session: Session = Depends(get_session),
+    session: Session = UNIT_OF_WORK,
 ):
     filters = ListFilters.of(q=q, province=province, prefecture=prefecture, metal=metal, process_type=process_type,
                              status=status, as_of=as_of, enterprise_id=enterprise_id, sort=sort)
@@ -450,7 +450,7 @@ def unit_page(
     as_of: str = "",
     principal: Principal = Depends(current_principal),
     lang: str = Depends(language),
-    session: Session = Depends(get_session),
+    session: Session = UNIT_OF_WORK,
 ):
     error = None
     try:

@@ -9,7 +9,7 @@ from fastapi.staticfiles import StaticFiles
 from importlib.resources import files
 from sqlalchemy.orm import Session
 
-from ingot.api.deps import TOKEN_COOKIE, current_principal, get_session, language
+from ingot.api.deps import TOKEN_COOKIE, UNIT_OF_WORK, current_principal, language
 from ingot.core import auth
 from ingot.core.audit import read_audit_log, record_change
 from ingot.core.auth import Principal
@@ -42,7 +42,7 @@ def login_submit(
     password: str = Form(""),
     next: str = Form("/"),
     lang: str = Depends(language),
-    session: Session = Depends(get_session),
+    session: Session = UNIT_OF_WORK,
 ):
     try:
         user = auth.authenticate(session, username, password)
@@ -70,7 +70,7 @@ def audit_page(
     page: int = 1,
     principal: Principal = Depends(current_principal),
     lang: str = Depends(language),
-    session: Session = Depends(get_session),
+    session: Session = UNIT_OF_WORK,
 ):
     page = max(page, 1)
     entries = read_audit_log(session, principal, entity=entity or None, limit=50, offset=(page - 1) * 50)
