@@ -3,7 +3,8 @@
 The registry is generated deterministically (fixed seed) over the seeds' provinces and the vocabulary's process
 types, with cell currents, capacities and declarations spread around the catalogue's own thresholds so that every
 verdict kind occurs. The peer is a naive evaluator written here: for every unit, every rule in force, full scope
-test, then the check; aggregates by a pass over all units per rule. Both must give the same verdicts.
+test, then the check; aggregates by a pass over all units per rule. Both must give the same verdicts, including
+not_applicable with its reason (for rules naming the unit's metal or process that another scope condition excludes).
 
 Run: .venv/bin/python bench/compliance.py [--units N] [--as-of YYYY-MM-DD]
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import operator
+import os
 import random
 import sys
 import time
@@ -94,14 +96,8 @@ def naive_metal(unit, vocabulary):
 
 
 def naive_scope(provision, unit, metal):
-    """None when out of scope, 'missing' when undecidable, else True."""
+    """The reason it does not apply when a unit-level scope key excludes it, 'missing' when undecidable, else True."""
     scope = provision.scope
-    if scope.provinces is not None and unit.province not in scope.provinces:
-        return None
-    if scope.metals is not None and metal not in scope.metals:
-        return None
-    if scope.process_types is not None and unit.process_type not in scope.process_types:
-        return None
     undecided = False
     if scope.unit_age != "any" and provision.effective.from_ is not None:
         reference = unit.approved_on or unit.commissioned_on
@@ -112,24 +108,43 @@ def naive_scope(provision, unit, metal):
         if age is None:
             undecided = True
         elif age != scope.unit_age:
-            return None
+            return "other_unit_age"
     if scope.enterprise_size == "above_designated":
         if unit.above_designated is None:
             undecided = True
         elif not unit.above_designated:
-            return None
+            return "below_enterprise_size"
     if scope.park_required:
         if unit.in_park is None:
             undecided = True
         elif not unit.in_park:
-            return None
+            return "outside_park"
     return "missing" if undecided else True
 
 
+def naive_dormant(catalogue, provision, as_of):
+    """Why a provision says nothing on the date whatever the unit, or None when it is in force."""
+    check = provision.check
+    if provision.effective.from_ is not None and as_of < provision.effective.from_:
+        return "not_yet_in_force"
+    if provision.effective.until is not None and as_of > provision.effective.until:
+        return "no_longer_in_force"
+    if check.type == "threshold":
+        names = [check.parameter, check.deadline]
+    elif check.type == "eligibility":
+        names = [c.parameter for c in check.conditions] + [check.deadline]
+    else:
+        names = [check.parameter, check.deadline]
+    if any(catalogue.parameter_value(provision.id, name, as_of) is None for name in names if name):
+        return "not_yet_in_force"
+    return None
+
+
 def naive_evaluate(catalogue, units, as_of):
+    """(rule, subject, verdict, reason of a not_applicable or "") for every verdict."""
     verdicts = []
     vocabulary = catalogue.vocabulary
-    rules = [p for p in catalogue.checkable() if p.effective.covers(as_of)]
+    rules = catalogue.checkable()
     value = lambda p, name: catalogue.parameter_value(p.id, name, as_of) if name else None  # noqa: E731
     for unit in units:
         metal = naive_metal(unit, vocabulary)
@@ -137,35 +152,43 @@ def naive_evaluate(catalogue, units, as_of):
             check = provision.check
             if check.type not in ("threshold", "eligibility", "deadline"):
                 continue
+            scope = provision.scope
+            if scope.metals is not None and metal not in scope.metals:
+                continue
+            if scope.process_types is not None and unit.process_type not in scope.process_types:
+                continue
+            if scope.provinces is not None and unit.province not in scope.provinces:
+                if scope.metals is not None or scope.process_types is not None:
+                    verdicts.append((provision.id, unit.unit_id, "not_applicable", "outside_province"))
+                continue
+            dormant = naive_dormant(catalogue, provision, as_of)
+            if dormant is not None:
+                verdicts.append((provision.id, unit.unit_id, "not_applicable", dormant))
+                continue
             if unit.status not in (set(check.statuses) if check.statuses else DEFAULTS[check.type]):
+                verdicts.append((provision.id, unit.unit_id, "not_applicable", "status_not_covered"))
+                continue
+            scoped = naive_scope(provision, unit, metal)
+            if scoped not in (True, "missing"):
+                verdicts.append((provision.id, unit.unit_id, "not_applicable", scoped))
                 continue
             if check.type == "deadline":
                 deadline = value(provision, check.parameter)
-                if deadline is None:
-                    continue
-                scoped = naive_scope(provision, unit, metal)
-                if scoped is None:
-                    continue
                 if scoped == "missing":
-                    verdicts.append((provision.id, unit.unit_id, "missing_data"))
+                    verdicts.append((provision.id, unit.unit_id, "missing_data", ""))
                     continue
                 if unit.status in ("closed", "eliminated") or unit.process_type in (check.alternative or ()):
                     verdict = "pass"
                 else:
                     verdict = "pass" if as_of <= deadline else "fail"
-                verdicts.append((provision.id, unit.unit_id, verdict))
+                verdicts.append((provision.id, unit.unit_id, verdict, ""))
                 continue
             conditions = [(check.measure, check.op, check.parameter)] if check.type == "threshold" else \
                 [(c.measure, c.op, c.parameter) for c in check.conditions]
             limits = [value(provision, p) for _, _, p in conditions]
             deadline = value(provision, check.deadline)
-            if any(limit is None for limit in limits) or (check.deadline and deadline is None):
-                continue
-            scoped = naive_scope(provision, unit, metal)
-            if scoped is None:
-                continue
             if scoped == "missing":
-                verdicts.append((provision.id, unit.unit_id, "missing_data"))
+                verdicts.append((provision.id, unit.unit_id, "missing_data", ""))
                 continue
             failed = missing = False
             for (measure, op, _), limit in zip(conditions, limits):
@@ -178,15 +201,24 @@ def naive_evaluate(catalogue, units, as_of):
                 verdict = "pending" if deadline is not None and as_of <= deadline else "fail"
             else:
                 verdict = "missing_data" if missing else "pass"
-            verdicts.append((provision.id, unit.unit_id, verdict))
+            verdicts.append((provision.id, unit.unit_id, verdict, ""))
     for provision in rules:
         check = provision.check
         if check.type not in ("cap", "plan_target", "share"):
             continue
-        limit, deadline = value(provision, check.parameter), value(provision, check.deadline)
-        if limit is None or (check.deadline and deadline is None):
-            continue
         group_by = check.group_by or ["province"]
+        dormant = naive_dormant(catalogue, provision, as_of)
+        if dormant is not None:
+            # one not_applicable per group the scope names; none when a grouping key is not named by the scope
+            named = {"province": provision.scope.provinces, "metal": provision.scope.metals,
+                     "process_type": provision.scope.process_types}
+            if all(named.get(g) is not None for g in group_by):
+                keys = [""]
+                for g in group_by:
+                    keys = [f"{key},{g}={v}" if key else f"{g}={v}" for key in keys for v in named[g]]
+                verdicts.extend((provision.id, key, "not_applicable", dormant) for key in keys)
+            continue
+        limit, deadline = value(provision, check.parameter), value(provision, check.deadline)
         statuses = set(check.statuses) if check.statuses else DEFAULTS[check.type]
         groups = defaultdict(list)
         if group_by == ["province"] and provision.scope.provinces is not None:
@@ -197,17 +229,19 @@ def naive_evaluate(catalogue, units, as_of):
             if unit.status not in statuses:
                 continue
             metal = naive_metal(unit, vocabulary)
-            scoped = naive_scope(provision, unit, metal)
-            if scoped is None:
+            if not naive_scope_plain(provision.scope, unit, metal):
                 continue
+            scoped = naive_scope(provision, unit, metal)
             if scoped == "missing":
                 undecided = True
+                continue
+            if scoped is not True:
                 continue
             key = ",".join(f"{g}={(metal if g == 'metal' else getattr(unit, g)) or ''}" for g in group_by)
             groups[key].append(unit)
         for key, members in groups.items():
             if undecided:
-                verdicts.append((provision.id, key, "missing_data"))
+                verdicts.append((provision.id, key, "missing_data", ""))
                 continue
             if check.type == "share":
                 numerators = [u.fact(check.numerator) for u in members if check.numerator_scope is None
@@ -216,7 +250,7 @@ def naive_evaluate(catalogue, units, as_of):
                 numerators = [n for n in numerators if n is not None]
                 denominators = [d for d in denominators if d is not None]
                 if not numerators or not sum(denominators, Decimal(0)):
-                    verdicts.append((provision.id, key, "missing_data"))
+                    verdicts.append((provision.id, key, "missing_data", ""))
                     continue
                 measured = sum(numerators, Decimal(0)) * 100 / sum(denominators, Decimal(0))
             else:
@@ -225,7 +259,7 @@ def naive_evaluate(catalogue, units, as_of):
                 verdict = "pending"
             else:
                 verdict = "pass" if OPS[check.op](measured, limit) else "fail"
-            verdicts.append((provision.id, key, verdict))
+            verdicts.append((provision.id, key, verdict, ""))
     return verdicts
 
 
@@ -233,6 +267,11 @@ def naive_scope_plain(scope, unit, metal):
     return ((scope.provinces is None or unit.province in scope.provinces)
             and (scope.metals is None or metal in scope.metals)
             and (scope.process_types is None or unit.process_type in scope.process_types))
+
+
+def verdict_signature(result):
+    """The engine's verdicts in the naive peer's form, the reason kept for not_applicable."""
+    return [(v.rule_id, v.key[1], v.verdict, v.reason if v.verdict == "not_applicable" else "") for v in result.verdicts]
 
 
 def main() -> int:
@@ -249,20 +288,23 @@ def main() -> int:
     print(f"catalogue: {len(catalogue.provisions)} provisions, {checkable} checkable, hash {catalogue.content_hash[:12]}")
     print(f"registry: {len(units):,} synthetic units (generated in {generated:.2f} s), as of {args.as_of}")
 
-    started = time.perf_counter()
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    started, cpu = time.perf_counter(), time.process_time()
     result = Engine(catalogue, args.as_of).evaluate(units)
-    engine_seconds = time.perf_counter() - started
+    engine_seconds, engine_cpu = time.perf_counter() - started, time.process_time() - cpu
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     naive = naive_evaluate(catalogue, units, args.as_of)
-    naive_seconds = time.perf_counter() - started
+    naive_seconds, naive_cpu = time.perf_counter() - started, time.process_time() - cpu
 
-    engine_verdicts = Counter((v.rule_id, v.key[1], v.verdict) for v in result.verdicts)
+    engine_verdicts = Counter(verdict_signature(result))
     naive_verdicts = Counter(naive)
     agree = engine_verdicts == naive_verdicts
-    print(f"{'evaluator':<28}{'seconds':>10}{'units/s':>14}{'verdicts':>12}")
-    print(f"{'ingot engine (indexed)':<28}{engine_seconds:>10.3f}{len(units) / engine_seconds:>14,.0f}{len(result.verdicts):>12,}")
-    print(f"{'naive per-unit, per-rule':<28}{naive_seconds:>10.3f}{len(units) / naive_seconds:>14,.0f}{len(naive):>12,}")
+    print(f"{'evaluator':<28}{'seconds':>10}{'CPU s':>10}{'units/s':>14}{'verdicts':>12}")
+    print(f"{'ingot engine (indexed)':<28}{engine_seconds:>10.3f}{engine_cpu:>10.3f}{len(units) / engine_seconds:>14,.0f}"
+          f"{len(result.verdicts):>12,}")
+    print(f"{'naive per-unit, per-rule':<28}{naive_seconds:>10.3f}{naive_cpu:>10.3f}{len(units) / naive_seconds:>14,.0f}{len(naive):>12,}")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"speed-up: {naive_seconds / engine_seconds:.1f}x; verdicts by kind: {dict(sorted(result.counts().items()))}")
     print(f"engine and naive peer agree on every verdict: {agree}")
     if not agree:

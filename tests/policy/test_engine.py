@@ -76,7 +76,10 @@ def test_parameter_values_follow_the_evaluation_date(threshold_catalogue):
     facts = unit(params={"cell_current": D("350")})
     assert only(evaluate(threshold_catalogue, [facts], date(2019, 12, 31)), "t.al.min_current").verdict == "pass"
     assert only(evaluate(threshold_catalogue, [facts], date(2020, 1, 1)), "t.al.min_current").verdict == "fail"
-    assert evaluate(threshold_catalogue, [facts], date(2016, 12, 31)).for_rule("t.al.min_current") == []
+    before = only(evaluate(threshold_catalogue, [facts], date(2016, 12, 31)), "t.al.min_current")
+    assert (before.verdict, before.reason) == ("not_applicable", "not_yet_in_force")
+    assert before.excluded == {"dimension": "effective_from", "unit": "2016-12-31", "scope": "2017-01-01"}
+    assert before.measured == {} and before.due is None
 
 
 def test_missing_fact_is_missing_data(threshold_catalogue):
@@ -86,10 +89,21 @@ def test_missing_fact_is_missing_data(threshold_catalogue):
 
 def test_scope_keys_filter_and_unknown_scope_facts_are_missing_data(threshold_catalogue):
     as_of = date(2018, 1, 1)
-    elsewhere = unit(province="530000", params={"cell_current": D("1")})
-    existing = unit(commissioned_on=date(2016, 12, 31), params={"cell_current": D("1")})
-    closed = unit(status="closed", params={"cell_current": D("1")})
-    assert evaluate(threshold_catalogue, [elsewhere, existing, closed], as_of).for_rule("t.al.min_current") == []
+    elsewhere = unit("elsewhere", province="530000", params={"cell_current": D("1")})
+    existing = unit("existing", commissioned_on=date(2016, 12, 31), params={"cell_current": D("1")})
+    closed = unit("closed", status="closed", params={"cell_current": D("1")})
+    excluded = {v.unit_id: v for v in evaluate(threshold_catalogue, [elsewhere, existing, closed], as_of).for_rule("t.al.min_current")}
+    # Each unit is told which scope condition keeps the rule from it, with its own value and the rule's.
+    assert {v.unit_id: (v.verdict, v.reason) for v in [excluded["elsewhere"], excluded["existing"], excluded["closed"]]} == {
+        "elsewhere": ("not_applicable", "outside_province"), "existing": ("not_applicable", "other_unit_age"),
+        "closed": ("not_applicable", "status_not_covered")}
+    assert excluded["elsewhere"].excluded == {"dimension": "province", "unit": "530000", "scope": "150000"}
+    assert excluded["elsewhere"].matched == (f"process_type={AL}",)
+    assert excluded["existing"].excluded == {"dimension": "unit_age", "unit": "existing", "scope": "new",
+                                             "unit_date": "2016-12-31", "divides_on": "2017-01-01"}
+    assert excluded["existing"].matched == ("province=150000", f"process_type={AL}")
+    assert excluded["closed"].excluded == {"dimension": "status", "unit": "closed",
+                                           "scope": "idle,operating,planned,under_construction"}
     undated = unit(commissioned_on=None, params={"cell_current": D("500")})
     assert only(evaluate(threshold_catalogue, [undated], as_of), "t.al.min_current").verdict == "missing_data"
     planned = unit(status="planned", commissioned_on=None, params={"cell_current": D("500")})
@@ -97,7 +111,9 @@ def test_scope_keys_filter_and_unknown_scope_facts_are_missing_data(threshold_ca
     size_unknown = unit(declarations={"al_liquid_ac_power": D("1")})
     assert only(evaluate(threshold_catalogue, [size_unknown], as_of), "t.al.max_power").missing == ("above_designated",)
     small = unit(above_designated=False, declarations={"al_liquid_ac_power": D("99999")})
-    assert evaluate(threshold_catalogue, [small], as_of).for_rule("t.al.max_power") == []
+    verdict = only(evaluate(threshold_catalogue, [small], as_of), "t.al.max_power")
+    assert (verdict.verdict, verdict.reason) == ("not_applicable", "below_enterprise_size")
+    assert verdict.excluded == {"dimension": "above_designated", "unit": "false", "scope": "true"}
 
 
 def test_site_flag_as_fact(threshold_catalogue):
@@ -269,7 +285,9 @@ def test_provision_validity_window(tmp_path):
         parameters={"floor": param("kA", ("2017-01-01", "200"))}, until="2020-12-31")])
     facts = unit(params={"cell_current": D("100")})
     assert only(evaluate(catalogue, [facts], date(2020, 12, 31)), "t.al.window").verdict == "fail"
-    assert evaluate(catalogue, [facts], date(2021, 1, 1)).for_rule("t.al.window") == []
+    after = only(evaluate(catalogue, [facts], date(2021, 1, 1)), "t.al.window")
+    assert (after.verdict, after.reason) == ("not_applicable", "no_longer_in_force")
+    assert after.excluded == {"dimension": "effective_until", "unit": "2021-01-01", "scope": "2020-12-31"}
 
 
 def test_overrides_and_what_if(threshold_catalogue):
@@ -374,13 +392,15 @@ def test_verdict_serialises_for_storage(threshold_catalogue):
     assert data["citation"]["quote"] == "测试"
 
 
-def test_rule_without_a_value_yet_gives_no_verdict_even_when_scope_is_undecided(tmp_path):
+def test_rule_without_a_value_yet_does_not_apply_even_when_scope_is_undecided(tmp_path):
     catalogue = catalogue_of(tmp_path, [provision(
         "t.al.later", check={"type": "threshold", "measure": "param.cell_current", "op": ">=", "parameter": "floor"},
         parameters={"floor": param("kA", ("2019-01-01", "200"))},
         scope={"provinces": ["150000"], "unit_age": "new"})])
     undated = unit(commissioned_on=None)
-    assert evaluate(catalogue, [undated], date(2018, 6, 1)).for_rule("t.al.later") == []
+    early = only(evaluate(catalogue, [undated], date(2018, 6, 1)), "t.al.later")
+    assert (early.verdict, early.reason) == ("not_applicable", "not_yet_in_force")
+    assert early.excluded == {"dimension": "parameter_from", "unit": "2018-06-01", "scope": "2019-01-01", "parameter": "floor"}
     assert only(evaluate(catalogue, [undated], date(2019, 6, 1)), "t.al.later").verdict == "missing_data"
 
 
@@ -405,5 +425,67 @@ def test_result_lookups_by_rule_and_unit(threshold_catalogue):
     units = [unit("a", params={"cell_current": D("350")}), unit("b", province="530000")]
     result = evaluate(threshold_catalogue, units, date(2018, 1, 1))
     assert {v.rule_id for v in result.for_unit("a")} == {"t.al.min_current", "t.al.max_power", "t.al.in_park"}
-    assert result.for_unit("b") == [] and result.for_rule("t.none") == []
-    assert [v.unit_id for v in result.for_rule("t.al.min_current")] == ["a"]
+    assert {v.rule_id: v.reason for v in result.for_unit("b")} == {
+        "t.al.min_current": "outside_province", "t.al.max_power": "outside_province", "t.al.in_park": "outside_province"}
+    assert result.for_rule("t.none") == []
+    assert [v.unit_id for v in result.for_rule("t.al.min_current")] == ["a", "b"]
+
+
+# -- not applicable: which scope condition kept the rule from the unit -----------------------------------------
+
+
+def test_park_scope_excludes_units_outside_parks(tmp_path):
+    catalogue = catalogue_of(tmp_path, [provision(
+        "t.al.park_power", check={"type": "threshold", "measure": "decl.al_liquid_ac_power", "op": "<", "parameter": "ceiling"},
+        parameters={"ceiling": param("kWh/t", ("2017-01-01", "13000"))},
+        scope={"provinces": ["150000"], "process_types": [AL], "park_required": True})])
+    outside = only(evaluate(catalogue, [unit(in_park=False, declarations={"al_liquid_ac_power": D("20000")})], date(2018, 1, 1)),
+                   "t.al.park_power")
+    assert (outside.verdict, outside.reason) == ("not_applicable", "outside_park")
+    assert outside.excluded == {"dimension": "in_park", "unit": "false", "scope": "true"}
+    inside = only(evaluate(catalogue, [unit(in_park=True, declarations={"al_liquid_ac_power": D("20000")})], date(2018, 1, 1)),
+                  "t.al.park_power")
+    assert inside.verdict == "fail" and "in_park=true" in inside.matched
+
+
+def test_rules_about_other_activities_give_no_verdict(threshold_catalogue):
+    """Bounded: a copper smelter meets none of the aluminium rules, not even as not_applicable."""
+    copper = unit("cu", process_type="cu_flash_smelting", metal="copper")
+    assert evaluate(threshold_catalogue, [copper], date(2018, 1, 1)).verdicts == []
+
+
+def test_aggregate_out_of_force_is_not_applicable_per_group_and_has_no_headroom(aggregate_catalogue):
+    units = [unit("a", capacities={"primary_aluminium": D("600")})]
+    result = evaluate(aggregate_catalogue, units, date(2016, 12, 31))
+    caps = result.for_rule("t.al.cap")
+    assert {(dict(v.group)["province"], v.verdict, v.reason) for v in caps} == {
+        ("150000", "not_applicable", "not_yet_in_force"), ("530000", "not_applicable", "not_yet_in_force")}
+    assert caps[0].excluded == {"dimension": "effective_from", "unit": "2016-12-31", "scope": "2017-01-01"}
+    assert cap_headroom(result) == [] and elimination_list(result) == []
+    # the cap, the target and the share each give Inner Mongolia's group one not_applicable line
+    assert noncompliance_counts(result)["province"]["150000"] == {"not_applicable": 3}
+
+
+def test_comparisons_keep_not_applicable_apart_from_changes(threshold_catalogue):
+    units = [unit("elsewhere", province="530000"), unit("weak", params={"cell_current": D("350")})]
+    as_of = date(2018, 1, 1)
+    stricter = parse_override("t.al.min_current.floor=400", threshold_catalogue)
+    diff = what_if(threshold_catalogue, units, as_of, [stricter])
+    # the unit of another province is not_applicable in both runs: no change; the weak one newly fails
+    assert [(c.subject, c.before, c.after) for c in diff.newly_failing] == [("weak", "pass", "fail")]
+    assert all(change.before != change.after for change in diff.other_changes)
+    assert not [c for c in diff.other_changes if c.subject == "elsewhere"]
+    # a rule that comes into force between two runs: not_applicable before, a verdict after
+    before, after = evaluate(threshold_catalogue, units, date(2016, 6, 1)), evaluate(threshold_catalogue, units, as_of)
+    changes = diff_results(before, after)
+    assert ("weak", "not_applicable", "pass") in [(c.subject, c.before, c.after) for c in changes.newly_passing
+                                                  if c.rule_id == "t.al.min_current"]
+
+
+def test_admission_lists_rules_that_do_not_bind_the_proposal(threshold_catalogue):
+    elsewhere = UnitFacts(unit_id="new", province="530000", status="planned", process_type=AL, params={"cell_current": D("100")})
+    report = admission_check(threshold_catalogue, elsewhere, date(2018, 1, 1))
+    assert report.decision == "allowed"
+    assert {(f.rule_id, f.effect, f.verdict.reason) for f in report.findings} == {
+        ("t.al.min_current", "does_not_apply", "outside_province"), ("t.al.max_power", "does_not_apply", "outside_province"),
+        ("t.al.in_park", "does_not_apply", "outside_province")}

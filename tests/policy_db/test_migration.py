@@ -1,4 +1,4 @@
-"""Migration 0004_policy builds the compliance tables as the models describe them, and can be undone."""
+"""Migrations 0004_policy and 0009_policy_not_applicable build the compliance tables as the models describe them, and can be undone."""
 from __future__ import annotations
 
 from alembic import command
@@ -38,6 +38,13 @@ def test_policy_tables_match_the_models(db_url):
 def test_policy_migration_downgrades_and_upgrades_again(tmp_path):
     url = f"sqlite:///{tmp_path / 'roundtrip.db'}"
     upgrade(url)
+    # 0009 first: the verdicts lose only the column saying why a rule did not apply
+    command.downgrade(alembic_config(url), "0009_policy_not_applicable@-1")
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        columns = {column["name"] for column in inspect(connection).get_columns("compliance_verdicts")}
+        assert "excluded" not in columns and "matched" in columns
+    engine.dispose()
     command.downgrade(alembic_config(url), "0004_policy@-1")
     engine = create_engine(url)
     with engine.connect() as connection:

@@ -42,7 +42,8 @@ def test_stored_run_keeps_hash_date_overrides_author_and_verdicts(session, world
     assert run["unit_count"] == 5 and sum(run["counts"].values()) > 0
     verdicts = runs.run_verdicts(session, ADMIN_P, run["id"], rule_id="nm.al.existing_cell_current")
     assert {v["unit_id"]: v["verdict"] for v in verdicts} == {
-        world.units["baotou_good"]: "fail", world.units["baotou_old"]: "fail", world.units["hohhot_unknown"]: "missing_data"}
+        world.units["baotou_good"]: "fail", world.units["baotou_old"]: "fail", world.units["hohhot_unknown"]: "missing_data",
+        world.units["kunming_al"]: "not_applicable"}  # a Yunnan line: Inner Mongolia's rule names its process, not its province
     stored = verdicts[0]
     assert stored["thresholds"] == {"min_cell_current": "450"} and stored["citation"]["section"]
     assert stored["capacities"] and stored["enterprise_name"]

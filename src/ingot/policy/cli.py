@@ -185,7 +185,8 @@ def _print_table(target: Console, summary: dict, views: list[dict], diff) -> Non
     table = Table("条款 rule", "对象 subject", "结论 verdict", "实测 measured", "限值 threshold", "期限 due", "出处 source")
     for view in views:
         subject = view["subject"] if not view["unit_name"] else f"{view['subject']} {view['enterprise_name']} {view['unit_name']}"
-        table.add_row(view["rule_id"], subject, view["verdict"], _shown(view["measured"]), _shown(view["thresholds"]), view["due"] or "",
+        verdict = view["verdict"] if not view.get("excluded") else f"{view['verdict']}\n{runs.exclusion_text(view['excluded'])}"
+        table.add_row(view["rule_id"], subject, verdict, _shown(view["measured"]), _shown(view["thresholds"]), view["due"] or "",
                       f"{view['citation']['seed'][:3]} {view['citation']['section']}")
     target.print(table)
     if diff is not None:

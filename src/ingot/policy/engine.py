@@ -3,12 +3,21 @@
 Verdicts are ``pass``, ``fail``, ``not_applicable``, ``missing_data`` and ``pending``. Missing data is never turned
 into a pass or a fail. Rules are compiled once per (catalogue, date, overrides) with their parameter values resolved,
 and indexed by (province, metal, process type) so a unit only meets the rules whose scope can match it.
+
+``not_applicable`` is given only for rules that were close to applying: the rule names the unit's metal or process
+type, but one other scope condition excludes the unit (another province, a date outside the rule's validity, a
+status the rule does not count, the other age class, enterprise size, park location). The verdict says which
+condition, with the unit's value and the rule's (``excluded``). Rules about other metals and processes give nothing,
+so the verdicts stay bounded by what a regulator would want to see on a unit's page, not units × rules.
 """
 from __future__ import annotations
 
+import gc
 import operator
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import NamedTuple
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
@@ -32,6 +41,7 @@ OPS: dict[str, Callable[[Decimal, Decimal], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
 }
 HUNDRED = Decimal(100)
+_NOTHING: Mapping = MappingProxyType({})  # the measured values, thresholds and units of a verdict that does not apply
 
 DEFAULT_STATUSES = {
     "threshold": ACTIVE_STATUSES,
@@ -45,6 +55,18 @@ DEFAULT_STATUSES = {
 }
 NOT_YET_BUILT = frozenset({"planned", "under_construction"})
 BUCKET_ATTRIBUTES = frozenset({"province", "metal", "process_type"})
+
+# Why a rule does not apply: reason code by the scope dimension that excluded the unit (or group).
+EXCLUSION_REASONS = {
+    "province": "outside_province",
+    "effective_from": "not_yet_in_force",
+    "parameter_from": "not_yet_in_force",
+    "effective_until": "no_longer_in_force",
+    "status": "status_not_covered",
+    "unit_age": "other_unit_age",
+    "above_designated": "below_enterprise_size",
+    "in_park": "outside_park",
+}
 
 
 @dataclass(slots=True)
@@ -64,6 +86,8 @@ class Verdict:
     headroom: Decimal | None = None
     members: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
+    # For not_applicable: {"dimension", "unit" (the unit's value), "scope" (the rule's)}, and the dates for unit_age.
+    excluded: dict[str, str] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -87,6 +111,7 @@ class Verdict:
             "headroom": None if self.headroom is None else str(self.headroom),
             "members": list(self.members),
             "missing": list(self.missing),
+            "excluded": dict(self.excluded) if self.excluded else None,
             "citation": {"seed": self.citation.seed, "section": self.citation.section, "quote": self.citation.quote},
         }
 
@@ -145,7 +170,7 @@ class _CompiledRule:
     __slots__ = (
         "provision", "check", "rule_id", "provinces", "metals", "process_types", "unit_age", "divide_on",
         "above_designated_only", "park_only", "statuses", "values", "units", "deadline", "numerator_scope",
-        "alternative", "group_by", "compare", "conditions", "conditions_in_force",
+        "alternative", "group_by", "compare", "conditions", "conditions_in_force", "names_activity", "dormant",
     )
 
     def __init__(self, catalogue: Catalogue, provision: Provision, as_of: date, overrides: Sequence[Override]):
@@ -178,9 +203,31 @@ class _CompiledRule:
         )
         # A per-unit rule whose parameters have no value yet on the date says nothing, not even "missing data".
         if check.type == "deadline":
-            self.conditions_in_force = self.parameters_in_force([check.parameter])
+            needed = [check.parameter]
+        elif check.type in AGGREGATE_CHECKS:
+            needed = [check.parameter, check.deadline]
         else:
-            self.conditions_in_force = self.parameters_in_force([p for _, _, p in self.conditions] + [check.deadline])
+            needed = [p for _, _, p in self.conditions] + [check.deadline]
+        self.conditions_in_force = self.parameters_in_force(needed)
+        self.names_activity = self.metals is not None or self.process_types is not None
+        self.dormant = self._dormancy(as_of, [name for name in needed if name])
+
+    def _dormancy(self, as_of: date, needed: list[str]) -> dict[str, str] | None:
+        """Why the rule says nothing on ``as_of`` whatever the unit (None when it is in force): dates only."""
+        effective = self.provision.effective
+        if effective.from_ is not None and as_of < effective.from_:
+            return {"dimension": "effective_from", "unit": as_of.isoformat(), "scope": effective.from_.isoformat()}
+        if effective.until is not None and as_of > effective.until:
+            return {"dimension": "effective_until", "unit": as_of.isoformat(), "scope": effective.until.isoformat()}
+        if not self.conditions_in_force:
+            lacking = [name for name in needed if self.values.get(name) is None]
+            first = max(self.provision.parameters[name].values[0].from_ for name in lacking)
+            return {"dimension": "parameter_from", "unit": as_of.isoformat(), "scope": first.isoformat(),
+                    "parameter": ",".join(lacking)}
+        return None
+
+    def covers_activity(self, metal: str | None, process_type: str | None) -> bool:
+        return (self.metals is None or metal in self.metals) and (self.process_types is None or process_type in self.process_types)
 
     def matches_index(self, province: str, metal: str | None, process_type: str | None) -> bool:
         return (
@@ -205,47 +252,61 @@ class Engine:
         }
         self.per_unit_rules: list[_CompiledRule] = []
         self.aggregate_rules: list[_CompiledRule] = []
+        # Rules out of force on the date are compiled too: they give not_applicable (with the date) where they
+        # would otherwise apply.
         for provision in catalogue.checkable():
-            if not provision.effective.covers(as_of):
-                continue
             rule = _CompiledRule(catalogue, provision, as_of, self.overrides)
             (self.aggregate_rules if rule.check.type in AGGREGATE_CHECKS else self.per_unit_rules).append(rule)
-        self._index: dict[tuple[str, str | None, str | None], tuple[_CompiledRule, ...]] = {}
+        self._index: dict[tuple[str, str | None, str | None], tuple[_Candidate, ...]] = {}
 
     # -- per unit -----------------------------------------------------------------------------------------------
 
     def metal_of(self, unit: UnitFacts) -> str | None:
         return unit.metal or self._metal_of_process.get(unit.process_type or "")
 
-    def _candidates(self, province: str, metal: str | None, process_type: str | None) -> tuple[_CompiledRule, ...]:
+    def _candidates(self, province: str, metal: str | None, process_type: str | None) -> tuple[_Candidate, ...]:
+        """The per-unit rules a unit of this (province, metal, process) meets, in catalogue order.
+
+        A candidate either is judged unit by unit, or already carries the exclusion that holds for every unit of
+        the bucket (another province, a date outside the rule's validity).
+        """
         key = (province, metal, process_type)
-        rules = self._index.get(key)
-        if rules is None:
-            rules = tuple(rule for rule in self.per_unit_rules if rule.matches_index(province, metal, process_type))
-            self._index[key] = rules
-        return rules
+        candidates = self._index.get(key)
+        if candidates is None:
+            found = []
+            for rule in self.per_unit_rules:
+                if not rule.covers_activity(metal, process_type):
+                    continue
+                matched = _scope_reasons(rule, province, metal, process_type)
+                if rule.provinces is not None and province not in rule.provinces:
+                    if not rule.names_activity:
+                        continue  # a rule about another province in general was never close to this unit
+                    excluded = {"dimension": "province", "unit": province, "scope": ",".join(sorted(rule.provinces))}
+                    found.append(_Candidate.excluding(rule, matched[1:], excluded))
+                elif rule.dormant is not None:
+                    found.append(_Candidate.excluding(rule, matched, rule.dormant))
+                else:
+                    found.append(_Candidate(rule, matched, None, None, None))
+            candidates = tuple(found)
+            self._index[key] = candidates
+        return candidates
 
     def evaluate_unit(self, unit: UnitFacts) -> list[Verdict]:
-        verdicts: list[Verdict] = []
         metal = self.metal_of(unit)
-        for rule in self._candidates(unit.province, metal, unit.process_type):
-            verdict = self._judge_unit(rule, unit, metal)
-            if verdict is not None:
-                verdicts.append(verdict)
-        return verdicts
+        return [self._judge_candidate(candidate, unit) for candidate in self._candidates(unit.province, metal, unit.process_type)]
 
-    def _scope_reasons(self, rule: _CompiledRule, unit: UnitFacts, metal: str | None) -> tuple[str, ...]:
-        reasons = []
-        if rule.provinces is not None:
-            reasons.append(f"province={unit.province}")
-        if rule.metals is not None:
-            reasons.append(f"metal={metal}")
-        if rule.process_types is not None:
-            reasons.append(f"process_type={unit.process_type}")
-        return tuple(reasons)
+    def _judge_candidate(self, candidate: _Candidate, unit: UnitFacts) -> Verdict:
+        if candidate.head is not None:
+            return Verdict(*candidate.head, unit.unit_id, *candidate.tail)
+        return self._judge_unit(candidate.rule, unit, candidate.matched)
 
-    def _refine_scope(self, rule: _CompiledRule, unit: UnitFacts) -> tuple[bool, list[str], list[str]]:
-        """The scope keys beyond the index: (applies, why, facts missing to decide)."""
+    @staticmethod
+    def _not_applicable(rule: _CompiledRule, unit_id: str, matched: tuple[str, ...], excluded: dict[str, str]) -> Verdict:
+        candidate = _Candidate.excluding(rule, matched, excluded)
+        return Verdict(*candidate.head, unit_id, *candidate.tail)
+
+    def _refine_scope(self, rule: _CompiledRule, unit: UnitFacts) -> tuple[dict[str, str] | None, list[str], list[str]]:
+        """The scope keys beyond the index: (what excludes the unit or None, why it applies, facts missing to decide)."""
         why: list[str] = []
         missing: list[str] = []
         scope_age, divide_on = rule.unit_age, rule.divide_on
@@ -258,7 +319,8 @@ class Engine:
             if age is None:
                 missing.append("approved_on/commissioned_on")
             elif age != scope_age:
-                return False, why, missing
+                return {"dimension": "unit_age", "unit": age, "scope": scope_age,
+                        "unit_date": reference.isoformat() if reference else "", "divides_on": divide_on.isoformat()}, why, missing
             else:
                 shown = reference.isoformat() if reference else unit.status
                 why.append(f"unit_age={age} ({shown} vs {divide_on.isoformat()})")
@@ -266,26 +328,27 @@ class Engine:
             if unit.above_designated is None:
                 missing.append("above_designated")
             elif not unit.above_designated:
-                return False, why, missing
+                return {"dimension": "above_designated", "unit": "false", "scope": "true"}, why, missing
             else:
                 why.append("enterprise_size=above_designated")
         if rule.park_only:
             if unit.in_park is None:
                 missing.append("in_park")
             elif not unit.in_park:
-                return False, why, missing
+                return {"dimension": "in_park", "unit": "false", "scope": "true"}, why, missing
             else:
                 why.append("in_park=true")
-        return True, why, missing
+        return None, why, missing
 
-    def _judge_unit(self, rule: _CompiledRule, unit: UnitFacts, metal: str | None) -> Verdict | None:
+    def _judge_unit(self, rule: _CompiledRule, unit: UnitFacts, scope_matched: tuple[str, ...]) -> Verdict:
         check = rule.check
-        if unit.status not in rule.statuses or not rule.conditions_in_force:
-            return None
-        applies, why, missing = self._refine_scope(rule, unit)
-        if not applies:
-            return None
-        matched = self._scope_reasons(rule, unit, metal) + tuple(why) + (f"status={unit.status}",)
+        if unit.status not in rule.statuses:
+            excluded = {"dimension": "status", "unit": unit.status, "scope": ",".join(sorted(rule.statuses))}
+            return self._not_applicable(rule, unit.unit_id, scope_matched, excluded)
+        excluded, why, missing = self._refine_scope(rule, unit)
+        if excluded is not None:
+            return self._not_applicable(rule, unit.unit_id, scope_matched + tuple(why), excluded)
+        matched = scope_matched + tuple(why) + (f"status={unit.status}",)
         base = Verdict(
             rule_id=rule.rule_id, verdict=MISSING_DATA, check_type=check.type, reason="scope_undetermined",
             citation=rule.provision.citation, unit_id=unit.unit_id, matched=matched, missing=tuple(missing),
@@ -337,9 +400,8 @@ class Engine:
 
     def _aggregate(self, rule: _CompiledRule, buckets: dict[tuple[str, str | None, str | None], list[UnitFacts]]) -> list[Verdict]:
         check = rule.check
-        needed = [check.parameter, check.deadline]
-        if not rule.parameters_in_force(needed):
-            return []
+        if rule.dormant is not None:
+            return self._dormant_groups(rule)
         groups: dict[tuple[tuple[str, str], ...], list[UnitFacts]] = defaultdict(list)
         if rule.group_by == ("province",) and rule.provinces is not None:
             for province in sorted(rule.provinces):
@@ -362,11 +424,11 @@ class Engine:
             for unit in members:
                 if unit.status not in statuses:
                     continue
-                applies, _, missing = self._refine_scope(rule, unit)
+                excluded, _, missing = self._refine_scope(rule, unit)
                 if missing:
                     lacking_age.append(unit.unit_id)
                     continue
-                if applies:
+                if excluded is None:
                     key = tuple((attribute, _attribute(unit, attribute, metal)) for attribute in rule.group_by)
                     groups[key].append(unit)
         verdicts = []
@@ -376,6 +438,25 @@ class Engine:
             else:
                 verdicts.append(self._judge_total(rule, key, members, lacking_age))
         return verdicts
+
+    def _dormant_groups(self, rule: _CompiledRule) -> list[Verdict]:
+        """A cap, target or share out of force on the date: not_applicable for each group its scope names.
+
+        Only groups the scope enumerates (its provinces, metals, process types) are given one, so an undated
+        grouping such as by enterprise says nothing rather than inventing groups.
+        """
+        lists = {"province": rule.provinces, "metal": rule.metals, "process_type": rule.process_types}
+        if any(lists.get(attribute) is None for attribute in rule.group_by):
+            return []
+        keys: list[tuple[tuple[str, str], ...]] = [()]
+        for attribute in rule.group_by:
+            keys = [key + ((attribute, value),) for key in keys for value in sorted(lists[attribute])]
+        return [
+            Verdict(rule_id=rule.rule_id, verdict=NOT_APPLICABLE, check_type=rule.check.type,
+                    reason=EXCLUSION_REASONS[rule.dormant["dimension"]], citation=rule.provision.citation, group=key,
+                    matched=tuple(f"{name}={value}" for name, value in key), excluded=rule.dormant)
+            for key in keys
+        ]
 
     def _base_aggregate(self, rule: _CompiledRule, key, members: list[UnitFacts]) -> Verdict:
         scope_keys = [f"{name}={value}" for name, value in key]
@@ -451,6 +532,17 @@ class Engine:
     # -- whole run ----------------------------------------------------------------------------------------------
 
     def evaluate(self, units: Iterable[UnitFacts]) -> EvaluationResult:
+        # A large registry means hundreds of thousands of verdicts, none of them garbage and none in a reference
+        # cycle: the cyclic collector would rescan them again and again (about 40 % of the time), so it waits.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._evaluate(units)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _evaluate(self, units: Iterable[UnitFacts]) -> EvaluationResult:
         verdicts: list[Verdict] = []
         by_id: dict[str, UnitFacts] = {}
         buckets: dict[tuple[str, str | None, str | None], list[UnitFacts]] = defaultdict(list)
@@ -460,18 +552,56 @@ class Engine:
             metal = unit.metal or metal_of_process.get(unit.process_type or "")
             buckets[(unit.province, metal, unit.process_type)].append(unit)
         # Units sharing (province, metal, process) meet the same rules; most buckets meet none and are skipped whole.
+        # A rule excluded for the whole bucket gives every member the same not_applicable, built in one sweep.
+        extend = verdicts.extend
+        judge = self._judge_unit
         for (province, metal, process_type), members in buckets.items():
-            rules = self._candidates(province, metal, process_type)
-            if not rules:
+            candidates = self._candidates(province, metal, process_type)
+            if not candidates:
                 continue
-            for unit in members:
-                for rule in rules:
-                    verdict = self._judge_unit(rule, unit, metal)
-                    if verdict is not None:
-                        verdicts.append(verdict)
+            judged = [(candidate.rule, candidate.matched) for candidate in candidates if candidate.head is None]
+            if judged:
+                extend([judge(rule, unit, matched) for unit in members for rule, matched in judged])
+            for candidate in candidates:
+                if candidate.head is not None:
+                    head, tail = candidate.head, candidate.tail
+                    extend([Verdict(*head, unit.unit_id, *tail) for unit in members])
         for rule in self.aggregate_rules:
             verdicts.extend(self._aggregate(rule, buckets))
         return EvaluationResult(self.as_of, self.catalogue.content_hash, self.overrides, verdicts, by_id)
+
+
+class _Candidate(NamedTuple):
+    """A per-unit rule met by a bucket of units: the scope keys it matched, and the exclusion shared by the bucket.
+
+    An excluded candidate carries the not_applicable verdict's fields before and after the unit id, so each unit's
+    verdict is built in one positional call: most verdicts of a large registry are these, and keywords plus fresh
+    empty dicts would cost twice as much.
+    """
+
+    rule: _CompiledRule
+    matched: tuple[str, ...]
+    excluded: dict[str, str] | None
+    head: tuple | None
+    tail: tuple | None
+
+    @classmethod
+    def excluding(cls, rule: _CompiledRule, matched: tuple[str, ...], excluded: dict[str, str]) -> _Candidate:
+        # Verdict fields in declaration order: rule_id, verdict, check_type, reason, citation | unit_id | group,
+        # measured, thresholds, units, matched, due, headroom, members, missing, excluded.
+        head = (rule.rule_id, NOT_APPLICABLE, rule.check.type, EXCLUSION_REASONS[excluded["dimension"]], rule.provision.citation)
+        tail = (None, _NOTHING, _NOTHING, _NOTHING, matched, None, None, (), (), excluded)
+        return cls(rule, matched, excluded, head, tail)
+
+
+def _scope_reasons(rule: _CompiledRule, province: str, metal: str | None, process_type: str | None) -> tuple[str, ...]:
+    """The scope keys of the rule the unit matched; the province first, so it can be left out when it excluded."""
+    reasons = [f"province={province}"] if rule.provinces is not None else []
+    if rule.metals is not None:
+        reasons.append(f"metal={metal}")
+    if rule.process_types is not None:
+        reasons.append(f"process_type={process_type}")
+    return tuple(reasons)
 
 
 def _getter(measure: str) -> Callable[[UnitFacts], Decimal | None]:
@@ -504,6 +634,29 @@ def evaluate(
     catalogue: Catalogue, units: Iterable[UnitFacts], as_of: date, overrides: Iterable[Override] = ()
 ) -> EvaluationResult:
     return Engine(catalogue, as_of, overrides).evaluate(units)
+
+
+def exclusion_text(excluded: dict | None) -> str:
+    """Why a rule did not apply, in one line of codes and values (CLI tables, spreadsheet cells).
+
+    e.g. ``province 530000 ∉ 150000``, ``effective_from 2016-12-31 < 2017-01-01``,
+    ``unit_age existing (2008-03-01 < 2013-01-01) ≠ new``.
+    """
+    if not excluded:
+        return ""
+    dimension, unit, scope = excluded.get("dimension", ""), excluded.get("unit", ""), excluded.get("scope", "")
+    if dimension in ("effective_from", "parameter_from"):
+        named = f" ({excluded['parameter']})" if excluded.get("parameter") else ""
+        return f"{dimension}{named} {unit} < {scope}"
+    if dimension == "effective_until":
+        return f"{dimension} {unit} > {scope}"
+    if dimension == "unit_age":
+        reference = excluded.get("unit_date") or "—"
+        side = "≥" if unit == "new" else "<"
+        return f"unit_age {unit} ({reference} {side} {excluded.get('divides_on', '')}) ≠ {scope}"
+    if dimension in ("province", "status"):
+        return f"{dimension} {unit} ∉ {scope}"
+    return f"{dimension} {unit} ≠ {scope}"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -566,8 +719,8 @@ def cap_headroom(result: EvaluationResult) -> list[HeadroomRow]:
     """Every capacity cap and capacity target: the registered total against the limit, by group."""
     rows = []
     for verdict in result.verdicts:
-        if verdict.check_type not in ("cap", "plan_target"):
-            continue
+        if verdict.check_type not in ("cap", "plan_target") or verdict.verdict == NOT_APPLICABLE:
+            continue  # a cap out of force on the date has no headroom to show
         (measure, total), = verdict.measured.items()
         (parameter, limit), = verdict.thresholds.items()
         rows.append(
@@ -600,7 +753,7 @@ def noncompliance_counts(
 @dataclass(frozen=True)
 class AdmissionFinding:
     rule_id: str
-    effect: str  # allows | blocks | needs_data | to_review
+    effect: str  # allows | blocks | needs_data | to_review | does_not_apply
     verdict: Verdict | None
     title_zh: str
     title_en: str
@@ -638,7 +791,9 @@ def admission_check(
 
     for verdict in engine.evaluate_unit(proposed):
         provision = catalogue.by_id[verdict.rule_id]
-        effect = {PASS: "allows", FAIL: "blocks", PENDING: "blocks", MISSING_DATA: "needs_data"}[verdict.verdict]
+        effect = {PASS: "allows", FAIL: "blocks", PENDING: "blocks", MISSING_DATA: "needs_data"}.get(verdict.verdict)
+        if effect is None:
+            continue  # rules that do not apply are listed after the ones that decide
         finding(effect, provision, verdict)
     existing_units = [unit for unit in existing if unit.unit_id != proposed.unit_id]
     with_proposal = engine.evaluate(existing_units + [proposed])
@@ -660,6 +815,10 @@ def admission_check(
         if scope.metals is None and scope.process_types is None:
             continue  # a statement about a whole province or document says nothing particular about this proposal
         finding("to_review", provision, None)
+    # What the sponsor may ask about: rules on this kind of unit that do not bind this proposal, and why not.
+    for verdict in engine.evaluate_unit(proposed):
+        if verdict.verdict == NOT_APPLICABLE:
+            finding("does_not_apply", catalogue.by_id[verdict.rule_id], verdict)
     effects = {item.effect for item in findings}
     decision = "blocked" if "blocks" in effects else "incomplete" if "needs_data" in effects else "allowed"
     return AdmissionReport(decision, findings)
@@ -712,7 +871,7 @@ def diff_results(baseline: EvaluationResult, scenario: EvaluationResult) -> What
                 tally[product] += amount
     after_keys = {verdict.key for verdict in scenario.verdicts}
     for verdict in baseline.verdicts:
-        if verdict.key not in after_keys:
+        if verdict.key not in after_keys and verdict.verdict != NOT_APPLICABLE:
             other.append(WhatIfChange(verdict.rule_id, verdict.key[1], verdict.verdict, NOT_APPLICABLE, verdict))
     return WhatIfDiff(baseline, scenario, failing, passing, other, dict(affected), dict(relieved))
 

@@ -13,7 +13,7 @@ from io import BytesIO
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
-from ingot.policy.engine import EliminationEntry, HeadroomRow, WhatIfDiff
+from ingot.policy.engine import EliminationEntry, HeadroomRow, WhatIfDiff, exclusion_text
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -68,7 +68,8 @@ def workbook(sheets: Sequence[Sheet]) -> bytes:
 VERDICT_HEADERS = (
     "条款 rule", "条款名称 title", "结论 verdict", "原因 reason", "对象 subject", "企业 enterprise", "生产单元 unit",
     "省份 province", "市州 prefecture", "金属 metal", "工艺 process", "实测 measured", "限值 threshold", "单位 unit",
-    "期限 due", "余量 headroom", "适用原因 why", "缺少数据 missing", "出处 seed", "条文 section", "原文 quote",
+    "期限 due", "余量 headroom", "适用原因 why", "缺少数据 missing", "不适用原因 excluded by", "出处 seed", "条文 section",
+    "原文 quote",
 )
 
 
@@ -78,7 +79,7 @@ def _verdict_row(view: dict, lang: str) -> list:
         view["rule_id"], title, view["verdict"], view["reason"], view.get("subject"), view.get("enterprise_name"), view.get("unit_name"),
         view.get("province"), view.get("prefecture"), view.get("metal"), view.get("process_type"), view.get("measured"),
         view.get("thresholds"), view.get("units"), view.get("due"), _number(view.get("headroom")), view.get("matched"),
-        view.get("missing"), view["citation"]["seed"], view["citation"]["section"], view["citation"]["quote"],
+        view.get("missing"), exclusion_text(view.get("excluded")), view["citation"]["seed"], view["citation"]["section"], view["citation"]["quote"],
     ]
 
 

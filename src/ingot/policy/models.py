@@ -60,6 +60,8 @@ class ComplianceVerdict(Base):
     units: Mapped[dict] = mapped_column(JSONData, default=dict)
     matched: Mapped[list] = mapped_column(JSONData, default=list)
     missing: Mapped[list] = mapped_column(JSONData, default=list)
+    # Why a not_applicable rule did not apply: {"dimension", "unit", "scope"}; NULL for every other verdict.
+    excluded: Mapped[dict | None] = mapped_column(JSONData, nullable=True)
     capacities: Mapped[dict] = mapped_column(JSONData, default=dict)
     due: Mapped[date | None] = mapped_column(Date, nullable=True)
     headroom: Mapped[Decimal | None] = mapped_column(Quantity(), nullable=True)

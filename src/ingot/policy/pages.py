@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
-from ingot.api.deps import MAX_RECORD_ID, RecordId, current_principal, get_session, language
+from ingot.api.deps import MAX_RECORD_ID, UNIT_OF_WORK, RecordId, current_principal, language
 from ingot.core.auth import Principal
 from ingot.core.errors import DomainError, InvalidInput
 from ingot.policy import runs
@@ -90,6 +90,24 @@ TEXT = {
     "export": ("导出 Excel", "Export to Excel"),
     "unit_verdicts": ("本单元合规结论", "Compliance of this unit"),
     "no_verdicts": ("该日期没有适用于本单元的可检查条款", "No checkable rule applies to this unit on that date"),
+    "considered_not_applicable": ("已考虑但不适用的条款", "Rules considered that do not apply"),
+    "excl_province": ("所在省份不在本条款适用范围内", "the unit's province is outside the rule's provinces"),
+    "excl_effective_from": ("评估日期早于条款生效日", "the evaluation date is before the rule takes effect"),
+    "excl_effective_from_date": ("生效日", "in force from"),
+    "excl_parameter_from": ("评估日期早于参数生效日", "the evaluation date is before the rule's parameter has a value"),
+    "excl_parameter_from_date": ("参数生效日", "parameter from"),
+    "excl_effective_until": ("评估日期晚于条款失效日", "the evaluation date is after the rule ends"),
+    "excl_effective_until_date": ("失效日", "in force until"),
+    "excl_status": ("本条款不检查该状态的单元", "the rule does not judge units in this status"),
+    "excl_unit_age": ("新建与现有单元分别适用不同条款", "the unit belongs to the other age class (new / existing)"),
+    "excl_above_designated": ("本条款仅适用于规模以上企业", "the rule covers above-designated-size enterprises only"),
+    "excl_in_park": ("本条款仅适用于园区内的单元", "the rule covers units in industrial parks only"),
+    "unit_value": ("本单元", "unit"),
+    "rule_scope": ("条款范围", "rule"),
+    "divides_on": ("新旧分界日", "dividing date"),
+    "age_new": ("新建", "new"),
+    "age_existing": ("现有", "existing"),
+    "does_not_apply": ("不适用", "does not apply"),
     "none": ("无", "None"),
     "same_catalogue": ("同一政策目录", "Same catalogue"),
     "reproduce": ("复现", "Reproduce"),
@@ -184,7 +202,7 @@ def dashboard(
     as_of: str | None = None,
     principal: Principal = Depends(current_principal),
     lang: str = Depends(language),
-    session: Session = Depends(get_session),
+    session: Session = UNIT_OF_WORK,
 ):
     day = _as_of(as_of)
     result = runs.live_result(session, principal, day)
@@ -213,7 +231,7 @@ def dashboard(
 @router.get("/compliance/elimination")
 def elimination_page(
     request: Request, as_of: str | None = None, principal: Principal = Depends(current_principal),
-    lang: str = Depends(language), session: Session = Depends(get_session),
+    lang: str = Depends(language), session: Session = UNIT_OF_WORK,
 ):
     day = _as_of(as_of)
     entries = [runs.elimination_view(entry) for entry in runs.elimination(session, principal, day)]
@@ -223,7 +241,7 @@ def elimination_page(
 @router.get("/compliance/headroom")
 def headroom_page(
     request: Request, as_of: str | None = None, principal: Principal = Depends(current_principal),
-    lang: str = Depends(language), session: Session = Depends(get_session),
+    lang: str = Depends(language), session: Session = UNIT_OF_WORK,
 ):
     day = _as_of(as_of)
     rows = [runs.headroom_view(row) for row in runs.headroom(session, principal, day)]
@@ -233,7 +251,7 @@ def headroom_page(
 @router.get("/compliance/what-if")
 def what_if_page(
     request: Request, as_of: str | None = None, overrides: str | None = None, principal: Principal = Depends(current_principal),
-    lang: str = Depends(language), session: Session = Depends(get_session),
+    lang: str = Depends(language), session: Session = UNIT_OF_WORK,
 ):
     diff, error = None, None
     if overrides is not None:
@@ -270,7 +288,7 @@ def admission_page(
     above_designated: str | None = None,
     principal: Principal = Depends(current_principal),
     lang: str = Depends(language),
-    session: Session = Depends(get_session),
+    session: Session = UNIT_OF_WORK,
 ):
     report, error = None, None
     form = {"as_of": as_of or today().isoformat(), "province": province or "", "process_type": process_type or "",
@@ -295,7 +313,7 @@ def admission_page(
 
 @router.get("/compliance/runs")
 def runs_page(request: Request, principal: Principal = Depends(current_principal), lang: str = Depends(language),
-              session: Session = Depends(get_session)):
+              session: Session = UNIT_OF_WORK):
     return _page(request, "policy_runs.html", principal, lang, runs_list=runs.list_runs(session, principal, limit=100),
                  may_run=principal.role in runs.RUN_ROLES, today=today().isoformat(), error=None)
 
@@ -308,7 +326,7 @@ def create_run_page(
     label: str = Form(""),
     principal: Principal = Depends(current_principal),
     lang: str = Depends(language),
-    session: Session = Depends(get_session),
+    session: Session = UNIT_OF_WORK,
 ):
     try:
         run = runs.create_run(session, principal, runs.parse_as_of(as_of), runs.parse_overrides(_lines(overrides)), label)
@@ -323,7 +341,7 @@ def create_run_page(
 @router.get("/compliance/runs/{run_id}")
 def run_page(
     run_id: RecordId, request: Request, verdict: str | None = None, rule_id: str | None = None,
-    principal: Principal = Depends(current_principal), lang: str = Depends(language), session: Session = Depends(get_session),
+    principal: Principal = Depends(current_principal), lang: str = Depends(language), session: Session = UNIT_OF_WORK,
 ):
     run = runs.get_run(session, principal, run_id)
     verdicts = runs.run_verdicts(session, principal, run_id, verdict=verdict or None, rule_id=rule_id or None, limit=runs.MAX_VERDICT_PAGE)
@@ -335,7 +353,7 @@ def run_page(
 @router.get("/compliance/runs/{run_id}/compare")
 def compare_page(
     run_id: RecordId, other: Annotated[int, Query(ge=1, le=MAX_RECORD_ID)], request: Request, principal: Principal = Depends(current_principal),
-    lang: str = Depends(language), session: Session = Depends(get_session),
+    lang: str = Depends(language), session: Session = UNIT_OF_WORK,
 ):
     return _page(request, "policy_compare.html", principal, lang, comparison=runs.compare_runs(session, principal, run_id, other))
 
@@ -346,7 +364,7 @@ def compare_page(
 @router.get("/compliance/units/{unit_id}")
 def unit_page(
     unit_id: RecordId, request: Request, as_of: str | None = None, principal: Principal = Depends(current_principal),
-    lang: str = Depends(language), session: Session = Depends(get_session),
+    lang: str = Depends(language), session: Session = UNIT_OF_WORK,
 ):
     day = _as_of(as_of)
     return _page(request, "policy_unit.html", principal, lang, as_of=day, unit_id=unit_id,

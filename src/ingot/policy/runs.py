@@ -36,6 +36,7 @@ from ingot.policy.engine import (
     diff_results,
     elimination_list,
     evaluate,
+    exclusion_text,
     noncompliance_counts,
 )
 from ingot.policy.models import ComplianceRun, ComplianceVerdict
@@ -259,6 +260,7 @@ def _verdict_row(run_id: int, verdict: Verdict, units: dict) -> dict:
         units=dict(verdict.units),
         matched=list(verdict.matched),
         missing=list(verdict.missing),
+        excluded=dict(verdict.excluded) if verdict.excluded else None,
         capacities={product: plain(amount) for product, amount in (unit.capacities.items() if unit else ())},
         due=verdict.due,
         headroom=verdict.headroom,
@@ -419,6 +421,7 @@ def stored_verdict_view(row: ComplianceVerdict, cat: Catalogue | None = None) ->
         "units": dict(row.units or {}),
         "matched": list(row.matched or []),
         "missing": list(row.missing or []),
+        "excluded": dict(row.excluded) if row.excluded else None,
         "capacities": dict(row.capacities or {}),
         "due": row.due.isoformat() if row.due else None,
         "headroom": plain(row.headroom),
@@ -489,7 +492,7 @@ def compare_runs(session: Session, principal: Principal, base_id, other_id) -> d
             continue
         (failing if row.verdict == FAIL else passing if row.verdict == PASS else changed).append((old, row))
     for key, row in before.items():
-        if key not in after:
+        if key not in after and row.verdict != NOT_APPLICABLE:
             changed.append((row.verdict, _gone(row)))
     cat = catalogue()
 
@@ -511,7 +514,7 @@ def compare_runs(session: Session, principal: Principal, base_id, other_id) -> d
 def _gone(row: ComplianceVerdict) -> ComplianceVerdict:
     """A stand-in for a verdict the later run no longer gives (the rule stopped applying)."""
     copy = ComplianceVerdict(**{column.name: getattr(row, column.name) for column in ComplianceVerdict.__table__.columns})
-    copy.verdict = NOT_APPLICABLE
+    copy.verdict, copy.reason, copy.excluded = NOT_APPLICABLE, "not_in_run", None
     return copy
 
 
@@ -610,6 +613,7 @@ def admission_view(report: AdmissionReport, principal: Principal) -> dict:
                 "measured": {} if hide_totals and aggregate else {k: plain(v) for k, v in verdict.measured.items()},
                 "thresholds": {k: plain(v) for k, v in verdict.thresholds.items()},
                 "units": dict(verdict.units), "matched": list(verdict.matched), "missing": list(verdict.missing),
+                "excluded": dict(verdict.excluded) if verdict.excluded else None,
                 "due": verdict.due.isoformat() if verdict.due else None,
                 "headroom": None if hide_totals and aggregate else plain(verdict.headroom),
             }
