@@ -26,7 +26,7 @@ def test_catalogue_list_detail_and_coverage(client, world):
     assert detail["citation"]["quote"] == "现有电解铝生产线要达到160KA及以上预焙槽"
     assert detail["parameters"]["min_cell_current"]["values"][0]["value"] == "160"
     missing = client.get("/api/policy/provisions/no.such.rule", headers=headers)
-    assert missing.status_code == 422 and missing.json()["detail"][0]["code"] == "unknown_rule"
+    assert missing.status_code == 404 and missing.json()["detail"][0]["code"] == "unknown_rule"
     bad_kind = client.get("/api/policy/provisions", params={"kind": "law"}, headers=headers)
     assert bad_kind.status_code == 422 and "未知的条款类别" in bad_kind.json()["detail"][0]["msg"]
     coverage = client.get("/api/policy/coverage", headers=headers).json()

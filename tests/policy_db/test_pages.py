@@ -30,6 +30,8 @@ def test_catalogue_browser_shows_quotes_parameters_and_filters(client, world):
     assert bad.status_code == 422 and "未知的条款类别" in bad.text
     detail = client.get("/policy/provisions/nm.al.existing_cell_current")
     assert detail.status_code == 200 and "四、（二）" in detail.text
+    unknown = client.get("/policy/provisions/no.such.rule", headers={"accept": "text/html"})
+    assert unknown.status_code == 404 and "no.such.rule" in unknown.text
 
 
 def test_dashboard_and_regulator_pages(client, world):

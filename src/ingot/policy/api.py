@@ -66,7 +66,7 @@ def list_provisions(
 
 @router.get("/provisions/{rule_id}")
 def get_provision(rule_id: str, _principal: Principal = Depends(current_principal)) -> dict:
-    return runs.provision_detail(runs.catalogue().provision(rule_id))
+    return runs.provision_detail(runs.provision_by_id(rule_id))
 
 
 @router.get("/coverage")

@@ -174,7 +174,7 @@ def catalogue_page(
 @router.get("/policy/provisions/{rule_id}")
 def provision_page(rule_id: str, request: Request, principal: Principal = Depends(current_principal), lang: str = Depends(language)):
     cat = runs.catalogue()
-    provision = cat.provision(rule_id)
+    provision = runs.provision_by_id(rule_id, cat)
     return _page(request, "policy_provision.html", principal, lang, cat=cat, provision=provision)
 
 

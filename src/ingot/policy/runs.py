@@ -79,6 +79,15 @@ def select_provisions(cat, *, seed: str | None = None, kind: str | None = None, 
     ]
 
 
+def provision_by_id(rule_id: str, cat: Catalogue | None = None):
+    """The provision a path names: an unknown id is a resource that does not exist (404), not bad input."""
+    cat = cat or catalogue()
+    provision = cat.by_id.get(rule_id)
+    if provision is None:
+        raise NotFound(f"政策目录中没有条款 {rule_id}", f"no provision {rule_id} in the policy catalogue", code="unknown_rule")
+    return provision
+
+
 def provision_summary(provision) -> dict:
     return {
         "id": provision.id, "kind": provision.kind, "checkable": provision.checkable,
