@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # setup.py compiles the HJ 212 codec's hot path (C) into the source tree; a change to it reinstalls.
-COMPILED := setup.py src/ingot/monitoring/hj212/_fastpath.c
+COMPILED := setup.py src/ingot/monitoring/hj212/_fastpath.c src/ingot/market/engine/_corefast.c
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt $(COMPILED)
 	$(BIN)/pip install --quiet -c constraints.txt -e .
@@ -35,4 +35,4 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache build src/ingot/monitoring/hj212/_fastpath.*.so
+	rm -rf $(VENV) var .pytest_cache build src/ingot/monitoring/hj212/_fastpath.*.so src/ingot/market/engine/_corefast.*.so

@@ -7,11 +7,17 @@ acknowledgements and the same events; ``state_hash`` proves it.
 Every handler validates first and mutates afterwards, so a refused command changes nothing: not the book, not the
 cash, not the receipts, not the sequence and not the idempotency memory (a refused key may be retried once the cause
 is fixed, e.g. after a deposit).
+
+``ReferenceCore`` is the whole core in Python and the reference. ``MatchingCore`` is the core in use: when the C
+extension ``_corefast`` is built (``pip install -e .``, see setup.py) it runs new orders and cancels through it on
+the very same state objects and hands everything else -- and any command the C code is not sure it would accept --
+to the reference code; without the extension, or with ``INGOT_PURE_PYTHON=1``, it is ``ReferenceCore`` itself.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from bisect import bisect_left, bisect_right
 from typing import Any, Callable, NamedTuple
 from collections import deque
@@ -261,7 +267,7 @@ def _positive_int(value) -> bool:
     return type(value) is int and value > 0
 
 
-class MatchingCore:
+class ReferenceCore:
     """All products of one trading centre, processed one command at a time."""
 
     def __init__(self) -> None:
@@ -1096,7 +1102,7 @@ class MatchingCore:
         return hashlib.sha256(self.canonical_bytes()).hexdigest()
 
     @classmethod
-    def from_state(cls, state: dict) -> MatchingCore:
+    def from_state(cls, state: dict) -> ReferenceCore:
         if state.get("format") != 1:
             raise ValueError(f"unknown snapshot format {state.get('format')!r}")
         core = cls()
@@ -1137,3 +1143,39 @@ class MatchingCore:
             ack = Ack.from_list(row)
             core.acks[(ack.member_id, ack.key)] = ack
         return core
+
+
+def _load_compiled():
+    if os.environ.get("INGOT_PURE_PYTHON") == "1":
+        return None
+    try:
+        from ingot.market.engine import _corefast  # compiled from _corefast.c by `pip install -e .`; see setup.py
+    except ImportError:  # a checkout that was never installed: the reference runs alone
+        return None
+    from ingot.market.engine import events as e
+
+    _corefast.configure({
+        "Order": Order, "Level": Level, "BookSide": BookSide, "Member": Member, "Receipt": Receipt,
+        "Product": Product, "FeeSchedule": c.FeeSchedule, "NewOrder": c.NewOrder, "CancelOrder": c.CancelOrder,
+        "Outcome": Outcome, "Ack": Ack, "OrderAccepted": e.OrderAccepted, "OrderCancelled": e.OrderCancelled,
+        "TradeExecuted": e.TradeExecuted, "SettlementInstruction": e.SettlementInstruction,
+        "ReceiptDelivery": e.ReceiptDelivery, "ReceiptSplit": e.ReceiptSplit,
+        "deque": deque, "heappush": heappush, "heappop": heappop,
+    })
+    return _corefast
+
+
+_compiled = _load_compiled()
+COMPILED = _compiled is not None
+
+if _compiled is not None:
+    class CompiledCore(ReferenceCore):
+        """The reference core with new orders and cancels run in C (_corefast.c) on the same state."""
+
+        def apply(self, command, _fast=_compiled.apply, _reference=ReferenceCore.apply) -> Outcome:
+            outcome = _fast(self, command)
+            return _reference(self, command) if outcome is None else outcome
+
+    MatchingCore: type[ReferenceCore] = CompiledCore
+else:
+    MatchingCore = ReferenceCore
