@@ -11,7 +11,9 @@ from sqlalchemy import func, select
 from ingot.core.audit import AuditEntry
 from ingot.core.errors import InvalidInput
 from ingot.monitoring.models import Alarm, Measurement, MonitoringPoint, RawPacket
-from ingot.monitoring.storage import DbDeviceDirectory, DbPacketSink, IngestRecord, Reading, apply_retention, write_batch
+from ingot.monitoring.storage import (
+    VALUE_FIELDS, DbDeviceDirectory, DbPacketSink, IngestRecord, Reading, apply_retention, write_batch,
+)
 
 from .world import T0, build_world
 
@@ -154,3 +156,52 @@ def test_exact_reading_text_refuses_floats_and_overflow():
         exact_reading_text(1.5)
     with pytest.raises(ValueError):
         exact_reading_text(Decimal("1E+18"))
+
+
+def test_received_packets_are_stored_as_their_records_would_be(session):
+    """The sink formats the receiver's packets straight from the decoded packet on PostgreSQL (and through
+    record_from_received elsewhere); both must store exactly what the record path stores."""
+    from ingot.monitoring.hj212 import decode, frame
+    from ingot.monitoring.receiver import ReceivedPacket
+    from ingot.monitoring.storage import record_from_received
+
+    world = build_world(session)
+    session.commit()
+    point_id = world.points["kunming"]["id"]
+    mn = "888888800000000000000001"
+
+    def received(segment: str, moment) -> ReceivedPacket:
+        raw = frame(segment)[:-2]
+        return ReceivedPacket(moment, "127.0.0.1:6000", raw.decode(), True, decode(raw), point_id)
+
+    head = f"ST=31;PW=123456;MN={mn};Flag=5;CP=&&"
+    batch = [
+        received(f"QN=20261101100000000;CN=2061;{head}DataTime=20261101100000;a21026-Avg=380.5,a21026-ZsAvg=455.5,"
+                 "a21026-Max=600,a21026-Flag=N;a34013-Avg=12,a34013-Flag=D;a01012-Flag=N;a19001-Info=x&&", T0),
+        received(f"QN=20261101100100000;CN=2011;{head}DataTime=20261101100100;a21026-Rtd=-0.000001,a21026-ZsRtd=100.,"
+                 "a21026-Flag=N&&", T0 + timedelta(seconds=1)),
+        received(f"QN=20261101100200000;CN=9014;{head}&&", T0 + timedelta(seconds=2)),
+        ReceivedPacket(T0, "10.0.0.9:1\t", "##bad\tpacket\\N", False, reason_code="crc_mismatch", reason="r\tr"),
+        ReceivedPacket(T0, "10.0.0.9:1", "##0010x", False, decode(frame(f"QN=20261101100000000;CN=2051;{head}&&")),
+                       reason_code="auth_failed", reason="unknown MN"),
+    ]
+
+    def stored():
+        measurements = sorted(
+            (m.point_id, m.pollutant, m.kind, m.data_time, *(getattr(m, name) for name in VALUE_FIELDS), m.flag,
+             m.received_at) for m in session.scalars(select(Measurement)))
+        packets = sorted(((p.received_at, p.text), (p.point_id, p.mn, p.peer, p.accepted, p.reason_code, p.reason))
+                         for p in session.scalars(select(RawPacket)))
+        return measurements, packets
+
+    direct = write_batch(session, batch)
+    session.flush()
+    first = stored()
+    alarms = session.scalar(select(func.count()).select_from(Alarm))
+    session.rollback()
+    through_records = write_batch(session, [record_from_received(item) for item in batch])
+    session.flush()
+    assert (direct, stored()) == (through_records, first)
+    assert direct == {"packets": 5, "measurements": 3, "alarms": 1} and alarms == 1
+    assert [row[4:6] for row in first[0] if row[2] == "rtd"] == [(Decimal("-0.000001"), None)]
+    assert session.get(MonitoringPoint, point_id).last_packet_at == T0 + timedelta(seconds=2)

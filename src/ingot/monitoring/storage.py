@@ -195,12 +195,21 @@ def _copy(session: Session, table: str, columns: Sequence[str], lines: list[str]
             copy.write("\n".join(lines) + "\n")
 
 
-def _copy_batch(session: Session, records: Sequence[IngestRecord]) -> tuple[int, int]:
+def _copy_lines(records: Sequence) -> tuple[list[str], list[str]]:
     # Formatting the COPY text here, once per record for the shared fields, is several times faster than handing
-    # psycopg one tuple per row; this is the hot path of the PostgreSQL ingest.
+    # psycopg one tuple per row; this is the hot path of the PostgreSQL ingest. The receiver's packets
+    # (ReceivedPacket) are formatted straight from the decoded packet: building an IngestRecord and its Readings
+    # first cost about as much again as the formatting.
     packet_lines, measurement_lines = [], []
+    last_moment = last_text = None
     for record in records:
-        received = record.received_at.isoformat()
+        if type(record) is not IngestRecord:
+            _received_lines(record, packet_lines, measurement_lines)
+            continue
+        moment = record.received_at
+        if moment is not last_moment:
+            last_moment, last_text = moment, moment.isoformat()
+        received = last_text
         packet_lines.append("\t".join((
             received, _copy_text(record.point_id), _copy_text(record.mn and record.mn[:32]), _copy_text(record.peer[:64]),
             _copy_text(record.text), "t" if record.accepted else "f",
@@ -214,9 +223,45 @@ def _copy_batch(session: Session, records: Sequence[IngestRecord]) -> tuple[int,
             # values are Decimals or None; no Decimal's text contains "None", so NULLs are one replace away
             numbers = "\t".join(map(str, map(values.get, VALUE_FIELDS))).replace("None", "\\N")
             measurement_lines.append(f"{head}{_copy_text(pollutant)}{tail}{numbers}\t{_copy_text(flag)}\t{received}")
-    _copy(session, RawPacket.__tablename__, PACKET_COLUMNS, packet_lines)
-    _copy(session, Measurement.__tablename__, MEASUREMENT_COLUMNS, measurement_lines)
-    return len(packet_lines), len(measurement_lines)
+    return packet_lines, measurement_lines
+
+
+# HJ 212 value suffixes in MEASUREMENT_COLUMNS' order of VALUE_FIELDS (see SUFFIX_FIELD below).
+_SUFFIXES = ("Rtd", "Avg", "Min", "Max", "ZsRtd", "ZsAvg", "ZsMin", "ZsMax", "Cou")
+_received_iso: list = [None, ""]  # (moment, its isoformat): the packets of one read share their receipt time
+
+
+def _received_lines(received, packet_lines: list[str], measurement_lines: list[str]) -> None:
+    """The COPY lines of one ReceivedPacket: what record_from_received + the IngestRecord branch above would write."""
+    moment = received.received_at
+    cache = _received_iso
+    if cache[0] is not moment:
+        cache[0], cache[1] = moment, moment.isoformat()
+    stamp = cache[1]
+    packet = received.packet
+    text = received.text.translate(_COPY_ESCAPES).replace("\x00", "")
+    peer = _copy_text(received.peer[:64])
+    if not received.accepted or packet is None:
+        mn = packet.mn if packet is not None else None
+        packet_lines.append("\t".join((
+            stamp, "\\N", _copy_text(mn and mn[:32]), peer, text, "f",
+            _copy_text((received.reason_code or "rejected")[:48]), _copy_text((received.reason or "")[:512]))))
+        return
+    point_id = received.device
+    point = "\\N" if point_id is None else str(point_id)
+    packet_lines.append(f"{stamp}\t{point}\t{_copy_text(packet.mn[:32])}\t{peer}\t{text}\tt\t\\N\t\\N")
+    kind = CN_KIND.get(packet.cn)
+    if kind is None or packet.data_time is None or point_id is None:
+        return
+    head = f"{point}\t"
+    tail = f"\t{kind}\t{packet.data_time.isoformat()}\t"
+    suffixes = _SUFFIXES
+    for entry in packet.pollutants.values():
+        values = entry.values
+        if not values.keys() & _SUFFIX_SET:
+            continue  # a factor with only flags or texts has no reading (as in record_from_packet)
+        numbers = "\t".join([str(values[suffix]) if suffix in values else "\\N" for suffix in suffixes])
+        measurement_lines.append(f"{head}{_copy_text(entry.code)}{tail}{numbers}\t{_copy_text(entry.flag)}\t{stamp}")
 
 
 def _sqlite_time(moment: datetime) -> str:
@@ -231,8 +276,8 @@ def _sqlite_number(value: Decimal | None) -> str | None:
     return None if value is None else exact_reading_text(value)
 
 
-def _sqlite_batch(session: Session, records: Sequence[IngestRecord]) -> tuple[int, int]:
-    """One executemany per table on the DB-API cursor, values converted as SQLAlchemy would convert them."""
+def _sqlite_rows(records: Sequence[IngestRecord]) -> tuple[list[tuple], list[tuple]]:
+    """Rows for one executemany per table on the DB-API cursor, values converted as SQLAlchemy would convert them."""
     packets, measurements = [], []
     for record in records:
         received = _sqlite_time(record.received_at)
@@ -246,13 +291,7 @@ def _sqlite_batch(session: Session, records: Sequence[IngestRecord]) -> tuple[in
             values = reading.values
             measurements.append((record.point_id, reading.pollutant, record.kind, data_time,
                                  *(_sqlite_number(values.get(name)) for name in VALUE_FIELDS), reading.flag, received))
-    connection = session.connection()
-    for table, columns, rows in ((RawPacket.__tablename__, PACKET_COLUMNS, packets),
-                                 (Measurement.__tablename__, MEASUREMENT_COLUMNS, measurements)):
-        if rows:
-            connection.exec_driver_sql(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows)
-    return len(packets), len(measurements)
+    return packets, measurements
 
 
 _TOUCH_POINT = (
@@ -263,33 +302,70 @@ _TOUCH_POINT = (
 )
 
 
-def write_batch(session: Session, records: Sequence[IngestRecord], actor: Principal = SYSTEM) -> dict[str, int]:
-    """Write one batch in the session's transaction; returns counts of what was written."""
-    if session.get_bind().dialect.name == "postgresql":
-        packet_count, measurement_count = _copy_batch(session, records)
-    elif session.get_bind().dialect.name == "sqlite":
-        packet_count, measurement_count = _sqlite_batch(session, records)
-    else:
-        packets = _packet_rows(records)
-        measurements = _measurement_rows(records)
-        if packets:
-            session.execute(insert(RawPacket), packets)
-        if measurements:
-            session.execute(insert(Measurement), measurements)
-        packet_count, measurement_count = len(packets), len(measurements)
+class PreparedBatch(NamedTuple):
+    """A batch made ready for the database without touching it (COPY lines on PostgreSQL, executemany rows on
+    SQLite), so the sink can prepare one batch while the database writes the one before."""
 
+    dialect: str
+    packets: list
+    measurements: list
+    last_seen: dict[int, datetime]  # point id → latest receipt time among its accepted packets
+    hourly: list[dict]              # measurement rows of hourly uploads, checked against the permit limits
+
+
+def prepare_batch(dialect: str, records: Sequence) -> PreparedBatch:
+    """`records` are IngestRecords or the receiver's ReceivedPackets (converted here, off the event loop)."""
+    if dialect != "postgresql":
+        records = [record if type(record) is IngestRecord else record_from_received(record) for record in records]
     last_seen: dict[int, datetime] = {}
+    hour_records = []
     for record in records:
-        if record.accepted and record.point_id is not None:
-            previous = last_seen.get(record.point_id)
+        if type(record) is IngestRecord:
+            point_id, kind = record.point_id, record.kind
+        else:
+            point_id = record.device
+            kind = CN_KIND.get(record.packet.cn) if record.packet is not None else None
+        if record.accepted and point_id is not None:
+            previous = last_seen.get(point_id)
             if previous is None or record.received_at > previous:
-                last_seen[record.point_id] = record.received_at
-    if last_seen:
-        session.execute(_TOUCH_POINT, [{"point": point, "seen": seen} for point, seen in last_seen.items()])
+                last_seen[point_id] = record.received_at
+            if kind == "hour":
+                hour_records.append(record if type(record) is IngestRecord else record_from_received(record))
+    if dialect == "postgresql":
+        packets, measurements = _copy_lines(records)
+    elif dialect == "sqlite":
+        packets, measurements = _sqlite_rows(records)
+    else:
+        packets, measurements = _packet_rows(records), _measurement_rows(records)
+    return PreparedBatch(dialect, packets, measurements, last_seen, _measurement_rows(hour_records))
 
-    hourly = _measurement_rows(record for record in records if record.kind == "hour")
-    alarms = open_alarms(session, _hourly_exceedances(session, hourly), actor)
-    return {"packets": packet_count, "measurements": measurement_count, "alarms": len(alarms)}
+
+def write_prepared(session: Session, batch: PreparedBatch, actor: Principal = SYSTEM) -> dict[str, int]:
+    """Write a prepared batch in the session's transaction; returns counts of what was written."""
+    if batch.dialect == "postgresql":
+        _copy(session, RawPacket.__tablename__, PACKET_COLUMNS, batch.packets)
+        _copy(session, Measurement.__tablename__, MEASUREMENT_COLUMNS, batch.measurements)
+    elif batch.dialect == "sqlite":
+        connection = session.connection()
+        for table, columns, rows in ((RawPacket.__tablename__, PACKET_COLUMNS, batch.packets),
+                                     (Measurement.__tablename__, MEASUREMENT_COLUMNS, batch.measurements)):
+            if rows:
+                connection.exec_driver_sql(
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", rows)
+    else:
+        if batch.packets:
+            session.execute(insert(RawPacket), batch.packets)
+        if batch.measurements:
+            session.execute(insert(Measurement), batch.measurements)
+    if batch.last_seen:
+        session.execute(_TOUCH_POINT, [{"point": point, "seen": seen} for point, seen in batch.last_seen.items()])
+    alarms = open_alarms(session, _hourly_exceedances(session, batch.hourly), actor)
+    return {"packets": len(batch.packets), "measurements": len(batch.measurements), "alarms": len(alarms)}
+
+
+def write_batch(session: Session, records: Sequence, actor: Principal = SYSTEM) -> dict[str, int]:
+    """Write one batch (IngestRecords or ReceivedPackets) in the session's transaction; returns counts."""
+    return write_prepared(session, prepare_batch(session.get_bind().dialect.name, records), actor)
 
 
 def _hourly_exceedances(session: Session, measurements: list[dict]):
@@ -329,8 +405,9 @@ class DbPacketSink:
 
     The queue is bounded (`max_queued` records), so a database slower than the devices makes `put` wait
     (back-pressure on the connection that produced the packet) instead of growing memory without limit. The
-    queue holds what the receiver hands over, in chunks as handed over; `to_record` (decoded packet → record) runs
-    in the writer thread with the batch, off the event loop's path.
+    queue holds what the receiver hands over (IngestRecords or its ReceivedPackets), in chunks as handed over;
+    they are converted and formatted (and an optional `to_record` applied) in a worker thread, off the event
+    loop's path, while the batch before is being written.
     """
 
     def __init__(self, url: str | None = None, *, batch_size: int = 5000, max_delay: float = 0.2,
@@ -386,7 +463,7 @@ class DbPacketSink:
                 chunk = chunk[:room]
             batch.extend(chunk)
         self._queued -= len(batch)
-        self._writing = len(batch)
+        self._writing += len(batch)
         if self._queued < self.max_queued:
             self._space.set()
         if not self._chunks:
@@ -405,13 +482,15 @@ class DbPacketSink:
                 await asyncio.sleep(min(remaining, 0.01))
         return self._take()
 
-    def _write(self, batch: list) -> dict[str, int]:
-        started = time.perf_counter()
+    def _prepare(self, batch: list) -> PreparedBatch:
         if self._to_record is not None:
             batch = [self._to_record(item) for item in batch]
+        return prepare_batch(self._engine.dialect.name, batch)
+
+    def _write(self, prepared: PreparedBatch, started: float) -> dict[str, int]:
         session = Session(bind=self._engine, expire_on_commit=False)
         try:
-            counts = write_batch(session, batch)
+            counts = write_prepared(session, prepared)
             session.commit()
         except BaseException:
             session.rollback()
@@ -421,24 +500,50 @@ class DbPacketSink:
         self.stats.batch_seconds.append(time.perf_counter() - started)
         return counts
 
+    def _failed(self, size: int, error: Exception) -> None:
+        self.stats.failures += 1
+        self.stats.last_error = repr(error)
+        log.error("monitoring sink: batch of %d records failed", size, exc_info=error)
+
+    def _written(self, size: int) -> None:
+        self._writing -= size
+        if not self._queued and not self._writing:
+            self._idle.set()
+
     async def _run(self) -> None:
+        # Two stages: while the database writes one batch (psycopg and sqlite3 release the GIL while they wait),
+        # the next is converted and formatted in another thread. One transaction at a time, in order, so batches
+        # never race each other (e.g. two opening the same alarm).
+        prepared: asyncio.Queue = asyncio.Queue(maxsize=1)
+        writer = asyncio.create_task(self._run_writes(prepared), name="ingot-monitoring-sink-writer")
+        try:
+            while True:
+                batch = await self._next_batch()
+                started = time.perf_counter()
+                try:
+                    ready = await asyncio.to_thread(self._prepare, batch)
+                except Exception as error:  # noqa: BLE001 - one bad batch must not stop ingest
+                    self._failed(len(batch), error)
+                    self._written(len(batch))
+                    continue
+                await prepared.put((len(batch), ready, started))
+        finally:
+            writer.cancel()
+
+    async def _run_writes(self, prepared: asyncio.Queue) -> None:
         while True:
-            batch = await self._next_batch()
+            size, ready, started = await prepared.get()
             try:
-                counts = await asyncio.to_thread(self._write, batch)
+                counts = await asyncio.to_thread(self._write, ready, started)
             except Exception as error:  # noqa: BLE001 - one bad batch must not stop ingest; it is logged and counted
-                self.stats.failures += 1
-                self.stats.last_error = repr(error)
-                log.exception("monitoring sink: batch of %d records failed", len(batch))
+                self._failed(size, error)
             else:
                 self.stats.batches += 1
                 self.stats.packets += counts["packets"]
                 self.stats.measurements += counts["measurements"]
                 self.stats.alarms += counts["alarms"]
             finally:
-                self._writing = 0
-                if not self._queued:
-                    self._idle.set()
+                self._written(size)
 
     @property
     def queued(self) -> int:
@@ -491,7 +596,7 @@ async def ingest_pipeline(url: str | None, host: str, port: int, *, batch_size: 
     """
     directory = DbDeviceDirectory(url)
     await directory.refresh()
-    sink = DbPacketSink(url, batch_size=batch_size, max_delay=max_delay, to_record=record_from_received)
+    sink = DbPacketSink(url, batch_size=batch_size, max_delay=max_delay)
     await sink.start()
     server, bound_port = await _open_receiver(directory, sink, host, port)
     try:
@@ -519,6 +624,7 @@ CN_KIND = {"2011": "rtd", "2051": "minute", "2061": "hour", "2031": "day"}
 # 6.6.3 value suffixes → measurement columns.
 SUFFIX_FIELD = {"Rtd": "rtd", "Avg": "avg", "Min": "min", "Max": "max", "ZsRtd": "zs_rtd", "ZsAvg": "zs_avg",
                 "ZsMin": "zs_min", "ZsMax": "zs_max", "Cou": "cou"}
+_SUFFIX_SET = frozenset(SUFFIX_FIELD)
 
 
 def record_from_packet(packet, *, received_at: datetime, text: str, peer: str = "",
