@@ -76,17 +76,19 @@ static const char *SPLIT_F[] = {"sequence", "parent_id", "delivered_id", "delive
 
 static Cls ORDER, LEVEL, BOOK, MEMBER, RECEIPT, PRODUCT, FEE, NEWORDER, CANCEL, OUTCOME, ACCEPTED, CANCELLED, TRADE,
     SETTLE, DELIVERY, SPLIT;
-static PyTypeObject *ACK_TYPE, *DEQUE_TYPE;
+static PyTypeObject *ACK_TYPE, *DEQUE_TYPE, *REJECTION_TYPE, *CORE_TYPE;
+static PyObject *REFERENCE_APPLY, *APPLY_FUNCTION;
+static PyObject *UNKNOWN_ORDER_ZH, *UNKNOWN_ORDER_EN; /* reasons.MESSAGES["unknown_order"] */
 static PyObject *HEAPPUSH, *HEAPPOP;
 static int configured;
 
 /* Interned names and constant values. */
 static PyObject *S_members, *S_products, *S_receipts, *S_orders, *S_acks, *S_sequence, *S_trade_count,
-    *S_centre_fees_fen, *S_append, *S_popleft, *S_pop;
+    *S_centre_fees_fen, *S_append, *S_popleft, *S_pop, *S_format, *S_order, *KW_order;
 static PyObject *V_zero, *V_one, *V_999999, *V_million, *V_empty_tuple;
 static PyObject *T_B, *T_S, *T_limit, *T_market, *T_IOC, *T_FOK, *T_DAY, *T_GTC, *T_auction, *T_continuous,
     *T_live, *T_split, *T_done, *T_resting, *T_filled, *T_cancelled, *T_self_trade, *T_client, *T_ioc_remainder,
-    *T_market_remainder;
+    *T_market_remainder, *T_unknown_order, *T_order_id, *T_rejected;
 
 static int load_class(Cls *cls, PyObject *type, const char **fields)
 {
@@ -264,27 +266,38 @@ error:
 /* ---------------------------------------------------------------- one call's context */
 
 typedef struct {
-    PyObject *core;
+    PyObject *core;   /* the core's instance __dict__: its attributes, read and written without attribute lookup */
     PyObject *members, *products, *receipts, *orders; /* borrowed from the core for the call */
     PyObject *trade_count, *centre_fees;              /* owned; written back to the core at the end */
     PyObject *events;
 } Ctx;
 
-static int ctx_open(Ctx *ctx, PyObject *core)
+/* A new reference to the core attribute ``name``. */
+static PyObject *attribute(PyObject *dict, PyObject *name)
 {
-    ctx->core = core;
+    PyObject *value = PyDict_GetItemWithError(dict, name);
+    if (!value) {
+        if (!PyErr_Occurred())
+            PyErr_SetObject(PyExc_AttributeError, name);
+        return NULL;
+    }
+    return Py_NewRef(value);
+}
+
+static int ctx_open(Ctx *ctx, PyObject *dict)
+{
+    ctx->core = dict;
     ctx->trade_count = ctx->centre_fees = NULL;
     ctx->events = NULL;
     PyObject *found[4];
     PyObject *names[4] = {S_members, S_products, S_receipts, S_orders};
     for (int index = 0; index < 4; index++) {
-        found[index] = PyObject_GetAttr(core, names[index]);
+        found[index] = PyDict_GetItemWithError(dict, names[index]);
         if (!found[index]) {
-            for (int done = 0; done < index; done++)
-                Py_DECREF(found[done]);
+            if (!PyErr_Occurred())
+                PyErr_SetObject(PyExc_AttributeError, names[index]);
             return -1;
         }
-        Py_DECREF(found[index]); /* the core keeps them alive for the call */
     }
     ctx->members = found[0];
     ctx->products = found[1];
@@ -298,18 +311,18 @@ static int ctx_open(Ctx *ctx, PyObject *core)
 
 static int ctx_load_counters(Ctx *ctx)
 {
-    ctx->trade_count = PyObject_GetAttr(ctx->core, S_trade_count);
+    ctx->trade_count = attribute(ctx->core, S_trade_count);
     if (!ctx->trade_count)
         return -1;
-    ctx->centre_fees = PyObject_GetAttr(ctx->core, S_centre_fees_fen);
+    ctx->centre_fees = attribute(ctx->core, S_centre_fees_fen);
     return ctx->centre_fees ? 0 : -1;
 }
 
 static int ctx_store_counters(Ctx *ctx)
 {
-    if (PyObject_SetAttr(ctx->core, S_trade_count, ctx->trade_count) < 0)
+    if (PyDict_SetItem(ctx->core, S_trade_count, ctx->trade_count) < 0)
         return -1;
-    return PyObject_SetAttr(ctx->core, S_centre_fees_fen, ctx->centre_fees);
+    return PyDict_SetItem(ctx->core, S_centre_fees_fen, ctx->centre_fees);
 }
 
 static void ctx_close(Ctx *ctx)
@@ -796,9 +809,9 @@ static PyObject *new_order(Ctx *ctx, PyObject *command, PyObject *ident)
     }
 
     /* Accepted: from here on the state changes. */
-    PyObject *sequence = K(PyObject_GetAttr(ctx->core, S_sequence));
+    PyObject *sequence = K(attribute(ctx->core, S_sequence));
     sequence = ADD(sequence, V_one);
-    CHECK(PyObject_SetAttr(ctx->core, S_sequence, sequence));
+    CHECK(PyDict_SetItem(ctx->core, S_sequence, sequence));
     CHECK(ctx_load_counters(ctx));
     ctx->events = PyList_New(0);
     if (!ctx->events)
@@ -845,6 +858,31 @@ error:
     return NULL;
 }
 
+/* The refusal of a cancel naming no live order, exactly as Refused("unknown_order", field="order_id",
+ * order=order_id) words it: the most common refusal on a busy market (the order has just filled), so not worth a
+ * trip through Python. */
+static PyObject *refuse_unknown_order(PyObject *key, PyObject *member_id, PyObject *order_id)
+{
+    POOL(pool);
+    PyObject *result = NULL;
+    PyObject *zh_args[2] = {UNKNOWN_ORDER_ZH, order_id}, *en_args[2] = {UNKNOWN_ORDER_EN, order_id};
+    PyObject *zh = K(PyObject_VectorcallMethod(S_format, zh_args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, KW_order));
+    PyObject *en = K(PyObject_VectorcallMethod(S_format, en_args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, KW_order));
+    PyObject *rejection = K(REJECTION_TYPE->tp_alloc(REJECTION_TYPE, 4));
+    PyObject *items[4] = {T_unknown_order, zh, en, T_order_id};
+    for (int index = 0; index < 4; index++)
+        PyTuple_SET_ITEM(rejection, index, Py_NewRef(items[index]));
+    PyObject *ack = K(ACK_TYPE->tp_alloc(ACK_TYPE, 8));
+    PyObject *fields[8] = {key, member_id, V_zero, T_rejected, V_zero, V_zero, V_empty_tuple, rejection};
+    for (int index = 0; index < 8; index++)
+        PyTuple_SET_ITEM(ack, index, Py_NewRef(fields[index]));
+    PyObject *events = K(PyList_New(0));
+    result = make_outcome(ack, events, 0);
+error:
+    release(pool);
+    return result;
+}
+
 static PyObject *cancel_order(Ctx *ctx, PyObject *command)
 {
     POOL(pool);
@@ -863,7 +901,8 @@ static PyObject *cancel_order(Ctx *ctx, PyObject *command)
     if (!order) {
         if (PyErr_Occurred())
             goto error;
-        PASS;
+        result = refuse_unknown_order(key, member_id, order_id);
+        goto done;
     }
     Py_INCREF(order);
     keep(pool, order);
@@ -877,9 +916,9 @@ static PyObject *cancel_order(Ctx *ctx, PyObject *command)
     }
     PyObject *side = G(order, ORDER, OR_side);
 
-    PyObject *sequence = K(PyObject_GetAttr(ctx->core, S_sequence));
+    PyObject *sequence = K(attribute(ctx->core, S_sequence));
     sequence = ADD(sequence, V_one);
-    CHECK(PyObject_SetAttr(ctx->core, S_sequence, sequence));
+    CHECK(PyDict_SetItem(ctx->core, S_sequence, sequence));
     ctx->events = PyList_New(0);
     if (!ctx->events)
         goto error;
@@ -896,39 +935,35 @@ error:
     return NULL;
 }
 
-/* apply(core, command): the Outcome core.py would return, or None when core.py must handle the command. */
-static PyObject *apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* The Outcome of one command, or None when core.py must decide. */
+static PyObject *fast_apply(PyObject *core, PyObject *command)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "apply(core, command)");
-        return NULL;
-    }
-    if (!configured) {
-        PyErr_SetString(PyExc_RuntimeError, "configure() first");
-        return NULL;
-    }
-    PyObject *core = args[0], *command = args[1];
     PyTypeObject *kind = Py_TYPE(command);
     int is_new = kind == NEWORDER.type;
-    if (!is_new && kind != CANCEL.type)
+    /* Only the exact class configured: a subclass could turn an attribute into a property. */
+    if ((!is_new && kind != CANCEL.type) || Py_TYPE(core) != CORE_TYPE)
         Py_RETURN_NONE;
     PyObject *key = is_new ? SLOT(command, NEWORDER, NO_key) : SLOT(command, CANCEL, CO_key);
     PyObject *member_id = is_new ? SLOT(command, NEWORDER, NO_member_id) : SLOT(command, CANCEL, CO_member_id);
     if (!key || !member_id || !PyUnicode_CheckExact(key) || !PyUnicode_CheckExact(member_id))
         Py_RETURN_NONE;
-    PyObject *acks = PyObject_GetAttr(core, S_acks);
-    if (!acks)
+    PyObject *dict = PyObject_GenericGetDict(core, NULL);
+    if (!dict)
         return NULL;
+    PyObject *result = NULL, *ident = NULL;
+    PyObject *acks = PyDict_GetItemWithError(dict, S_acks);
+    if (!acks) {
+        if (!PyErr_Occurred())
+            PyErr_SetObject(PyExc_AttributeError, S_acks);
+        goto out;
+    }
     if (!PyDict_CheckExact(acks)) {
-        Py_DECREF(acks);
-        Py_RETURN_NONE;
+        result = Py_NewRef(Py_None);
+        goto out;
     }
-    PyObject *ident = PyTuple_Pack(2, member_id, key);
-    if (!ident) {
-        Py_DECREF(acks);
-        return NULL;
-    }
-    PyObject *result = NULL;
+    ident = PyTuple_Pack(2, member_id, key);
+    if (!ident)
+        goto out;
     PyObject *previous = PyDict_GetItemWithError(acks, ident);
     if (previous) {
         PyObject *events = PyList_New(0);
@@ -941,7 +976,7 @@ static PyObject *apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     if (PyErr_Occurred())
         goto out;
     Ctx ctx;
-    int opened = ctx_open(&ctx, core);
+    int opened = ctx_open(&ctx, dict);
     if (opened < 0)
         goto out;
     if (opened > 0) {
@@ -950,14 +985,43 @@ static PyObject *apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     }
     result = is_new ? new_order(&ctx, command, ident) : cancel_order(&ctx, command);
     ctx_close(&ctx);
-    if (result && result != Py_None) {
+    if (result && result != Py_None && SLOT(result, OUTCOME, OC_fresh) == Py_True) {
         if (PyDict_SetItem(acks, ident, SLOT(result, OUTCOME, OC_ack)) < 0)
             Py_CLEAR(result);
     }
 out:
-    Py_DECREF(ident);
-    Py_DECREF(acks);
+    Py_XDECREF(ident);
+    Py_DECREF(dict);
     return result;
+}
+
+/* apply(core, command) -> Outcome: the compiled path, or the reference's apply when the compiled path declines.
+ * configure() returns it wrapped as an instance method, so that CompiledCore.apply costs no Python frame. */
+static PyObject *apply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "apply(core, command)");
+        return NULL;
+    }
+    if (!configured) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() first");
+        return NULL;
+    }
+    PyObject *result = fast_apply(args[0], args[1]);
+    if (result != Py_None)
+        return result;
+    Py_DECREF(result);
+    return PyObject_Vectorcall(REFERENCE_APPLY, args, 2, NULL);
+}
+
+/* fast_apply(core, command) -> Outcome or None: the compiled path alone (for tests). */
+static PyObject *fast_apply_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !configured) {
+        PyErr_SetString(PyExc_TypeError, "fast_apply(core, command), once configured");
+        return NULL;
+    }
+    return fast_apply(args[0], args[1]);
 }
 
 static int intern(PyObject **where, const char *text)
@@ -1020,18 +1084,40 @@ static PyObject *configure(PyObject *module, PyObject *classes)
         PyErr_SetString(PyExc_TypeError, "configure: Ack (a tuple), deque, heappush and heappop are needed");
         return NULL;
     }
+    PyObject *rejection = PyDict_GetItemString(classes, "Rejection");
+    PyObject *messages = PyDict_GetItemString(classes, "MESSAGES");
+    PyObject *unknown = messages && PyDict_Check(messages) ? PyDict_GetItemString(messages, "unknown_order") : NULL;
+    if (!rejection || !PyType_Check(rejection) || !PyType_IsSubtype((PyTypeObject *)rejection, &PyTuple_Type) ||
+        !unknown || !PyTuple_Check(unknown) || PyTuple_GET_SIZE(unknown) != 2 ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(unknown, 0)) || !PyUnicode_Check(PyTuple_GET_ITEM(unknown, 1))) {
+        PyErr_SetString(PyExc_TypeError, "configure: Rejection (a tuple) and MESSAGES are needed");
+        return NULL;
+    }
+    REJECTION_TYPE = (PyTypeObject *)Py_NewRef(rejection);
+    UNKNOWN_ORDER_ZH = Py_NewRef(PyTuple_GET_ITEM(unknown, 0));
+    UNKNOWN_ORDER_EN = Py_NewRef(PyTuple_GET_ITEM(unknown, 1));
+    PyObject *core = PyDict_GetItemString(classes, "Core");
+    PyObject *reference = PyDict_GetItemString(classes, "reference_apply");
+    if (!core || !PyType_Check(core) || !reference || !PyCallable_Check(reference)) {
+        PyErr_SetString(PyExc_TypeError, "configure: Core (the class) and reference_apply are needed");
+        return NULL;
+    }
+    CORE_TYPE = (PyTypeObject *)Py_NewRef(core);
+    REFERENCE_APPLY = Py_NewRef(reference);
     ACK_TYPE = (PyTypeObject *)Py_NewRef(ack);
     DEQUE_TYPE = (PyTypeObject *)Py_NewRef(deque);
     Py_INCREF(HEAPPUSH);
     Py_INCREF(HEAPPOP);
     configured = 1;
-    Py_RETURN_NONE;
+    return PyInstanceMethod_New(APPLY_FUNCTION);
 }
 
 static PyMethodDef METHODS[] = {
     {"apply", (PyCFunction)(void (*)(void))apply, METH_FASTCALL,
-     "apply(core, command) -> Outcome, or None when the Python core must handle the command"},
-    {"configure", configure, METH_O, "configure(classes) -- once, from core.py"},
+     "apply(core, command) -> Outcome"},
+    {"fast_apply", (PyCFunction)(void (*)(void))fast_apply_py, METH_FASTCALL,
+     "fast_apply(core, command) -> Outcome, or None when the Python core must handle the command"},
+    {"configure", configure, METH_O, "configure(classes) -> the apply method -- once, from core.py"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1045,7 +1131,8 @@ PyMODINIT_FUNC PyInit__corefast(void)
     } names[] = {
         {&S_members, "members"}, {&S_products, "products"}, {&S_receipts, "receipts"}, {&S_orders, "orders"},
         {&S_acks, "acks"}, {&S_sequence, "sequence"}, {&S_trade_count, "trade_count"},
-        {&S_centre_fees_fen, "centre_fees_fen"}, {&S_append, "append"}, {&S_popleft, "popleft"}, {&S_pop, "pop"},
+        {&S_centre_fees_fen, "centre_fees_fen"}, {&S_format, "format"}, {&S_order, "order"},
+        {&T_unknown_order, "unknown_order"}, {&T_order_id, "order_id"}, {&T_rejected, "rejected"}, {&S_append, "append"}, {&S_popleft, "popleft"}, {&S_pop, "pop"},
         {&T_B, "B"}, {&T_S, "S"}, {&T_limit, "limit"}, {&T_market, "market"}, {&T_IOC, "IOC"}, {&T_FOK, "FOK"},
         {&T_DAY, "DAY"}, {&T_GTC, "GTC"}, {&T_auction, "call_auction"}, {&T_continuous, "continuous"},
         {&T_live, "live"}, {&T_split, "split"}, {&T_done, "done"}, {&T_resting, "resting"}, {&T_filled, "filled"},
@@ -1060,7 +1147,18 @@ PyMODINIT_FUNC PyInit__corefast(void)
     V_999999 = PyLong_FromLong(999999);
     V_million = PyLong_FromLong(1000000);
     V_empty_tuple = PyTuple_New(0);
+    KW_order = PyTuple_Pack(1, S_order);
+    if (!KW_order)
+        return NULL;
     if (!V_zero || !V_one || !V_999999 || !V_million || !V_empty_tuple)
         return NULL;
-    return PyModule_Create(&MODULE);
+    PyObject *module = PyModule_Create(&MODULE);
+    if (!module)
+        return NULL;
+    APPLY_FUNCTION = PyObject_GetAttrString(module, "apply");
+    if (!APPLY_FUNCTION) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

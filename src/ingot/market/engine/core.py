@@ -35,7 +35,7 @@ from ingot.market.engine.events import (
     SettlementInstruction,
     TradeExecuted,
 )
-from ingot.market.engine.reasons import Refused, Rejection
+from ingot.market.engine.reasons import MESSAGES, Refused, Rejection
 
 PHASE_CLOSED = "closed"
 PHASE_AUCTION = "call_auction"
@@ -1145,6 +1145,11 @@ class ReferenceCore:
         return core
 
 
+class CompiledCore(ReferenceCore):
+    """The reference core with new orders and cancels run in C (_corefast.c) on the same state; ``apply`` is set
+    below, when the extension is there."""
+
+
 def _load_compiled():
     if os.environ.get("INGOT_PURE_PYTHON") == "1":
         return None
@@ -1154,28 +1159,19 @@ def _load_compiled():
         return None
     from ingot.market.engine import events as e
 
-    _corefast.configure({
+    # The compiled apply declines (and calls ReferenceCore.apply) for anything but the exact CompiledCore class.
+    CompiledCore.apply = _corefast.configure({  # type: ignore[method-assign]
         "Order": Order, "Level": Level, "BookSide": BookSide, "Member": Member, "Receipt": Receipt,
         "Product": Product, "FeeSchedule": c.FeeSchedule, "NewOrder": c.NewOrder, "CancelOrder": c.CancelOrder,
         "Outcome": Outcome, "Ack": Ack, "OrderAccepted": e.OrderAccepted, "OrderCancelled": e.OrderCancelled,
         "TradeExecuted": e.TradeExecuted, "SettlementInstruction": e.SettlementInstruction,
         "ReceiptDelivery": e.ReceiptDelivery, "ReceiptSplit": e.ReceiptSplit,
-        "deque": deque, "heappush": heappush, "heappop": heappop,
+        "deque": deque, "heappush": heappush, "heappop": heappop, "Rejection": Rejection, "MESSAGES": MESSAGES,
+        "Core": CompiledCore, "reference_apply": ReferenceCore.apply,
     })
     return _corefast
 
 
 _compiled = _load_compiled()
 COMPILED = _compiled is not None
-
-if _compiled is not None:
-    class CompiledCore(ReferenceCore):
-        """The reference core with new orders and cancels run in C (_corefast.c) on the same state."""
-
-        def apply(self, command, _fast=_compiled.apply, _reference=ReferenceCore.apply) -> Outcome:
-            outcome = _fast(self, command)
-            return _reference(self, command) if outcome is None else outcome
-
-    MatchingCore: type[ReferenceCore] = CompiledCore
-else:
-    MatchingCore = ReferenceCore
+MatchingCore: type[ReferenceCore] = CompiledCore if COMPILED else ReferenceCore
