@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import subprocess
 import resource
 import sys
 import time
@@ -193,6 +195,17 @@ def _end_to_end(url: str, devices: int, seconds: float, packets: int, window: in
     }
 
 
+def _commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src/ingot/monitoring", "bench"],
+                               capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+    except OSError:
+        return "unknown"
+    return (head or "unknown") + (" (monitoring or bench modified)" if dirty else "")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sqlite", default="/tmp/ingot-bench-ingest.db")
@@ -201,16 +214,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--devices", type=int, nargs="*", default=[1000, 5000])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument("--skip-sink", action="store_true", help="run part 2 alone")
+    parser.add_argument("--backends", nargs="*", default=["SQLite", "PostgreSQL"], help="SQLite and/or PostgreSQL")
     parser.add_argument("--e2e-packets", type=int, default=300_000, help="packets the fleet generates per run")
     parser.add_argument("--window", type=int, default=8, help="packets in flight per device")
     options = parser.parse_args(argv)
     backends = [("SQLite", f"sqlite:///{options.sqlite}")] + ([("PostgreSQL", options.postgres)] if options.postgres else [])
+    backends = [(name, url) for name, url in backends if name in options.backends]
+    load = os.getloadavg()
+    print(f"commit {_commit()}, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
-    print(f"Part 1 — sink only, {options.packets} six-pollutant minute packets, batches of 2000")
-    print(f"{'backend':<12} {'writer':<34} {'packets/s':>10}")
-    for backend, url in backends:
-        for name, rate in bench_sink(url, options.packets):
-            print(f"{backend:<12} {name:<34} {rate:>10,.0f}")
+    if not options.skip_sink:
+        print(f"Part 1 — sink only, {options.packets} six-pollutant minute packets, batches of 2000")
+        print(f"{'backend':<12} {'writer':<34} {'packets/s':>10}")
+        for backend, url in backends:
+            for name, rate in bench_sink(url, options.packets):
+                print(f"{backend:<12} {name:<34} {rate:>10,.0f}")
     if options.skip_end_to_end:
         return
     import importlib.util

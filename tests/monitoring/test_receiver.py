@@ -307,3 +307,95 @@ def test_random_bytes_on_one_connection_do_not_disturb_another():
 
     answers, stats = run(scenario, max_buffer=4096)
     assert len(answers) == 10 and stats.packets_accepted == 10
+
+
+class _SlowDirectory(StaticDirectory):
+    """Authenticates only after other connections have had their turn, as a database lookup would."""
+
+    async def authenticate(self, mn, password):
+        await asyncio.sleep(0.05)
+        return await super().authenticate(mn, password)
+
+
+class _SmallSink(InMemorySink):
+    """Says it is full after every hand-over until a consumer has made room: the back-pressure path."""
+
+    def __init__(self):
+        super().__init__()
+        self.room = asyncio.Event()
+        self.waits = 0
+
+    def put_nowait_many(self, received):
+        super().put_nowait_many(received)
+        self.room.clear()
+        return False
+
+    async def wait_for_room(self):
+        self.waits += 1
+        await self.room.wait()
+
+
+def test_packets_after_an_awaited_authentication_or_a_full_sink_keep_their_order():
+    async def scenario(server, sink):
+        async def make_room():
+            while True:
+                await asyncio.sleep(0.01)
+                sink.room.set()
+
+        consumer = asyncio.create_task(make_room())
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        # a new MN, then a wrong password and the right one again (each asks the directory), in few writes
+        stream = (b"".join(data_packet(i) for i in range(3)) + data_packet(3, password="000000")
+                  + b"".join(data_packet(i) for i in range(4, 40)))
+        for offset in range(0, len(stream), 700):
+            writer.write(stream[offset:offset + 700])
+        answers = await read_answers(reader, 39)
+        await sink.wait_for(lambda s: len(s.received) == 40)
+        consumer.cancel()
+        writer.close()
+        return answers, sink, server.stats
+
+    answers, sink, stats = run_small_sink(scenario, directory=_SlowDirectory({MN: "123456"}))
+    minutes = [i for i in range(40) if i != 3]
+    assert [decode(a).qn for a in answers] == [f"2024010510{i:02d}00001" for i in minutes]
+    assert [r.packet.qn[8:12] for r in sink.received] == [f"10{i:02d}" for i in range(40)]
+    assert [r.accepted for r in sink.received].count(False) == 1 and sink.received[3].reason_code == "auth_failed"
+    assert sink.waits >= 2 and stats.packets_accepted == 39
+
+
+def run_small_sink(scenario, **options):
+    async def main():
+        sink = _SmallSink()
+        server = ReceiverServer(options.pop("directory", StaticDirectory({MN: "123456"})), sink, **options)
+        await server.start("127.0.0.1", 0)
+        try:
+            return await scenario(server, sink)
+        finally:
+            await server.stop()
+    return asyncio.run(main())
+
+
+def test_two_receivers_share_one_port_with_reuse_port():
+    async def main():
+        sinks = [InMemorySink(), InMemorySink()]
+        first = await ReceiverServer(StaticDirectory({MN: "123456"}), sinks[0]).start("127.0.0.1", 0, reuse_port=True)
+        second = await ReceiverServer(StaticDirectory({MN: "123456"}), sinks[1]).start("127.0.0.1", first.port,
+                                                                                          reuse_port=True)
+        try:
+            async def device(minute):
+                reader, writer = await asyncio.open_connection("127.0.0.1", first.port)
+                writer.write(data_packet(minute))
+                answer = await read_answers(reader, 1)
+                writer.close()
+                return answer
+
+            answers = await asyncio.gather(*(device(i) for i in range(60)))
+            await asyncio.sleep(0.1)
+            return answers, [len(sink.accepted) for sink in sinks]
+        finally:
+            await first.stop()
+            await second.stop()
+
+    answers, counts = asyncio.run(main())
+    assert len(answers) == 60 and sum(counts) == 60
+    assert min(counts) > 0  # the kernel gave both receivers connections (60 of them: both shares empty is ~1e-18)

@@ -18,7 +18,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from typing import Any, Awaitable, Callable, NamedTuple, Protocol
 
 from ingot.monitoring.hj212.codec import (
     TOLERANCES, HJ212Error, Packet, Reassembler, decode, flag_for, format_qn, frame,
@@ -35,6 +35,9 @@ NOTIFICATION_COMMANDS = frozenset({"2012", "2022"})
 # Commands a device sends that are notifications, answered with 9013; its other uploads get 9014.
 DEVICE_NOTIFICATIONS = frozenset({"1013"})
 ANSWER_CODES = frozenset({"9011", "9012", "9013", "9014"})
+# The Flag of our answers by the packet's version (flag_for's result, looked up once per packet instead).
+_ANSWER_FLAG = {version: flag_for(version=version) for version in (0, 1, 2)}
+_UNKNOWN = object()  # "not yet asked the directory", as opposed to its None (refused)
 
 
 class DeviceDirectory(Protocol):
@@ -46,10 +49,14 @@ class PacketSink(Protocol):
     async def put(self, received: "ReceivedPacket") -> None:
         """Take one received packet; a sink batches and may make the caller wait (back-pressure)."""
 
+    # Optional, and what the receiver uses when a sink has them: `put_nowait_many(items)` takes a list at once and
+    # says whether there is still room; when not, the receiver stops reading from that connection until
+    # `await wait_for_room()` returns. Without them, it awaits `put_many(items)` (or `put` per item).
 
-@dataclass(frozen=True)
-class ReceivedPacket:
-    """A packet as received: decoded (`packet`) and from an authenticated device when `accepted`."""
+
+class ReceivedPacket(NamedTuple):
+    """A packet as received: decoded (`packet`) and from an authenticated device when `accepted`. (A named tuple:
+    immutable like the frozen dataclass it was, and built several times faster, once per packet.)"""
 
     received_at: datetime
     peer: str
@@ -78,8 +85,15 @@ class InMemorySink:
         self._changed.set()
 
     async def put_many(self, received: list[ReceivedPacket]) -> None:
+        self.put_nowait_many(received)
+
+    def put_nowait_many(self, received: list[ReceivedPacket]) -> bool:
         self.received.extend(received)
         self._changed.set()
+        return True
+
+    async def wait_for_room(self) -> None:
+        return None
 
     @property
     def accepted(self) -> list[ReceivedPacket]:
@@ -147,11 +161,11 @@ class ReceiverStats:
 
 
 class _Connection:
-    __slots__ = ("peer", "writer", "last_seen", "credentials", "device", "mn", "password", "st", "version",
-                 "reassembler", "auth_failures", "closing")
+    __slots__ = ("peer", "transport", "last_seen", "credentials", "device", "mn", "password", "st", "version",
+                 "reassembler", "auth_failures", "closing", "buffer", "busy", "holds")
 
-    def __init__(self, peer: str, writer: asyncio.StreamWriter, now: float):
-        self.peer, self.writer, self.last_seen = peer, writer, now
+    def __init__(self, peer: str, transport: asyncio.Transport, now: float):
+        self.peer, self.transport, self.last_seen = peer, transport, now
         self.credentials: tuple[str, str] | None = None
         self.device: Any | None = None
         self.mn: str | None = None
@@ -161,6 +175,44 @@ class _Connection:
         self.reassembler = Reassembler(max_pending=64)
         self.auth_failures = 0
         self.closing = False
+        self.buffer = bytearray()
+        self.busy = False   # an awaited step (authentication, a full sink) is under way; it handles what follows
+        self.holds = 0      # reasons reading is paused: an awaited step, the device not reading its answers
+
+
+class _DeviceProtocol(asyncio.Protocol):
+    """One device connection: bytes go straight from the transport to the server's framing, with no stream reader
+    and no task per connection (an awaited step runs as a task only when one is needed)."""
+
+    __slots__ = ("server", "connection")
+
+    def __init__(self, server: "ReceiverServer"):
+        self.server = server
+        self.connection: _Connection | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.connection = self.server._opened(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.connection is not None:
+            self.server._received(self.connection, data)
+
+    def eof_received(self) -> bool:
+        return False  # the device hung up: close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.connection is not None:
+            self.server._closed(self.connection)
+
+    def pause_writing(self) -> None:
+        # The device does not read its answers (64 KiB wait in the transport): stop reading from it, so a slow
+        # reader holds up only its own connection.
+        if self.connection is not None:
+            self.server._hold(self.connection)
+
+    def resume_writing(self) -> None:
+        if self.connection is not None:
+            self.server._release(self.connection)
 
 
 def _utcnow() -> datetime:
@@ -184,6 +236,7 @@ class ReceiverServer:
         self.stats = ReceiverStats()
         self.port: int | None = None
         self._server: asyncio.base_events.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: set[_Connection] = set()
         self._by_mn: dict[str, _Connection] = {}
         self._pending: dict[tuple[str, str], tuple[CommandResult, asyncio.Future]] = {}
@@ -192,12 +245,17 @@ class ReceiverServer:
         self._awaiting_uploads: dict[tuple[str, str], str] = {}
         self._progress: dict[tuple[str, str], Callable[[CommandResult], None]] = {}
         self._sweeper: asyncio.Task | None = None
-        self._handlers: set[asyncio.Task] = set()
+        self._steps: set[asyncio.Task] = set()
+        self._offer = getattr(sink, "put_nowait_many", None)
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> "ReceiverServer":
-        self._server = await asyncio.start_server(self._serve, host, port, limit=self.max_buffer * 2, backlog=4096)
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False) -> "ReceiverServer":
+        """Listen on (host, port). `reuse_port` sets SO_REUSEPORT, so several receiver processes can share one
+        port and the kernel spreads new connections among them."""
+        self._loop = asyncio.get_running_loop()
+        self._server = await self._loop.create_server(lambda: _DeviceProtocol(self), host, port, backlog=4096,
+                                                      reuse_port=reuse_port or None)
         self.port = self._server.sockets[0].getsockname()[1]
         self._sweeper = asyncio.create_task(self._sweep_idle(), name="hj212-idle-sweeper")
         return self
@@ -209,10 +267,12 @@ class ReceiverServer:
             self._server.close()
         for connection in list(self._connections):
             connection.closing = True
-            connection.writer.close()
-        if self._handlers:
-            # closed writers end their handlers' reads; wait so no handler outlives the server
-            await asyncio.wait(list(self._handlers), timeout=5.0)
+            connection.transport.close()
+        if self._steps:
+            # awaited steps of closed connections end quickly; wait so none outlives the server
+            await asyncio.wait(list(self._steps), timeout=5.0)
+        for _ in range(3):
+            await asyncio.sleep(0)  # let the transports report their connections lost
         if self._server is not None:
             await self._server.wait_closed()
         for result, future in self._pending.values():
@@ -238,58 +298,64 @@ class ReceiverServer:
                 if connection.last_seen < deadline and not connection.closing:
                     self.stats.closed_idle += 1
                     connection.closing = True
-                    connection.writer.close()
+                    connection.transport.close()
 
     # --- one connection -----------------------------------------------------------------------------------------
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        loop = asyncio.get_running_loop()
+    def _opened(self, transport: asyncio.BaseTransport) -> _Connection | None:
         if len(self._connections) >= self.max_connections:
             self.stats.connections_refused += 1
-            writer.close()
-            return
-        peername = writer.get_extra_info("peername")
+            transport.close()
+            return None
+        peername = transport.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
-        connection = _Connection(peer, writer, loop.time())
-        handler = asyncio.current_task()
-        self._handlers.add(handler)
+        connection = _Connection(peer, transport, self._loop.time())
         self._connections.add(connection)
         self.stats.connections_open += 1
         self.stats.connections_total += 1
-        buffer = bytearray()
-        try:
-            while not connection.closing:
-                try:
-                    data = await reader.read(65536)
-                except (ConnectionError, OSError):
-                    break
-                if not data:
-                    break
-                connection.last_seen = loop.time()
-                buffer += data
-                await self._drain_packets(connection, buffer)
-                if len(buffer) > self.max_buffer:
-                    # No CR LF within the limit: not a packet anyone can finish; drop the device.
-                    self.stats.closed_overflow += 1
-                    self.stats.garbage_bytes += len(buffer)
-                    break
-        except Exception:  # noqa: BLE001 - one connection's failure (e.g. a sink error) never reaches the others
-            log.exception("hj212 receiver: connection %s failed", peer)
-        finally:
-            self._handlers.discard(handler)
+        return connection
+
+    def _closed(self, connection: _Connection) -> None:
+        connection.closing = True
+        if connection in self._connections:
             self._connections.discard(connection)
             self.stats.connections_open -= 1
-            if connection.mn is not None and self._by_mn.get(connection.mn) is connection:
-                del self._by_mn[connection.mn]
-            writer.close()
+        if connection.mn is not None and self._by_mn.get(connection.mn) is connection:
+            del self._by_mn[connection.mn]
 
-    async def _drain_packets(self, connection: _Connection, buffer: bytearray) -> None:
-        # Every complete packet of this read is handled in turn; their answers go out in one write and the
+    def _hold(self, connection: _Connection) -> None:
+        connection.holds += 1
+        if connection.holds == 1 and not connection.transport.is_closing():
+            connection.transport.pause_reading()
+
+    def _release(self, connection: _Connection) -> None:
+        connection.holds -= 1
+        if connection.holds == 0 and not connection.transport.is_closing():
+            connection.transport.resume_reading()
+
+    def _received(self, connection: _Connection, data: bytes) -> None:
+        connection.last_seen = self._loop.time()
+        connection.buffer += data
+        if connection.busy or connection.closing:
+            return  # the awaited step under way carries on with these bytes when it is done
+        try:
+            self._drain(connection)
+        except Exception:  # noqa: BLE001 - one connection's failure (e.g. a sink error) never reaches the others
+            log.exception("hj212 receiver: connection %s failed", connection.peer)
+            connection.closing = True
+            connection.transport.close()
+
+    def _drain(self, connection: _Connection) -> None:
+        # Every complete packet of the buffer is handled in turn; their answers go out in one write and the
         # received packets to the sink in one call, so a busy device costs one system call and one queue
-        # operation per read rather than per packet. Answers are sent before the sink may apply back-pressure.
+        # operation per read rather than per packet. Answers are written before the sink may apply back-pressure.
+        # When a packet needs an awaited step (authenticating a new MN or password), the packets before it are
+        # handed over first and a task takes over from it, with reading paused, so order is kept.
+        buffer = connection.buffer
         answers: list[bytes] = []
         received: list[ReceivedPacket] = []
         received_at = None
+        needs_auth = None
         try:
             while True:
                 end = buffer.find(b"\r\n")
@@ -300,7 +366,7 @@ class ReceiverServer:
                     if keep_from > 0:
                         self.stats.garbage_bytes += keep_from
                         del buffer[:keep_from]
-                    return
+                    break
                 start = buffer.rfind(b"##", 0, end)
                 if start < 0:
                     self.stats.garbage_bytes += end + 2
@@ -311,44 +377,109 @@ class ReceiverServer:
                 del buffer[:end + 2]
                 if received_at is None:
                     received_at = self.clock()  # the bytes of one read arrived together
-                await self._handle(connection, raw, received_at, answers, received)
+                packet = self._handle(connection, raw, received_at, answers, received)
+                if packet is not None:
+                    needs_auth = (raw, received_at, packet)
+                    break
                 if connection.closing:
-                    return
+                    break
         finally:
-            if answers:
-                await self._write(connection, b"".join(answers))
-                self.stats.answers_sent += len(answers)
-            if received:
-                put_many = getattr(self.sink, "put_many", None)
-                if put_many is not None:
-                    await put_many(received)
-                else:
-                    for item in received:
-                        await self.sink.put(item)
-
-    async def _handle(self, connection: _Connection, raw: bytes, received_at: datetime, answers: list[bytes],
-                      received: list[ReceivedPacket]) -> None:
-        text = raw.decode("utf-8", "replace")
-        try:
-            packet = decode(raw, self.tolerate)
-        except HJ212Error as error:
-            self.stats.packets_rejected[error.code] += 1
-            received.append(ReceivedPacket(received_at, connection.peer, text, False, reason_code=error.code,
-                                           reason=error.message_en, reason_zh=error.message_zh))
+            waiting = self._hand_over(connection, answers, received)
+        if needs_auth is not None or waiting is not None:
+            connection.busy = True
+            self._hold(connection)
+            step = self._loop.create_task(self._awaited_step(connection, waiting, needs_auth))
+            self._steps.add(step)
+            step.add_done_callback(self._steps.discard)
             return
+        self._check_limits(connection)
+
+    def _check_limits(self, connection: _Connection) -> None:
+        if not connection.closing and len(connection.buffer) > self.max_buffer:
+            # No CR LF within the limit: not a packet anyone can finish; drop the device.
+            self.stats.closed_overflow += 1
+            self.stats.garbage_bytes += len(connection.buffer)
+            connection.closing = True
+        if connection.closing:
+            connection.buffer.clear()
+            connection.transport.close()  # after what is already written (the answers) has gone out
+
+    def _hand_over(self, connection: _Connection, answers: list[bytes], received: list[ReceivedPacket]
+                   ) -> Awaitable | None:
+        """Write the answers and give the received packets to the sink; what to await before reading on, if any."""
+        if answers:
+            self._write_now(connection, b"".join(answers))
+            self.stats.answers_sent += len(answers)
+        if not received:
+            return None
+        if self._offer is not None:
+            return None if self._offer(received) else self.sink.wait_for_room()
+        put_many = getattr(self.sink, "put_many", None)
+        if put_many is not None:
+            return put_many(received)
+        return self._put_each(received)
+
+    async def _put_each(self, received: list[ReceivedPacket]) -> None:
+        for item in received:
+            await self.sink.put(item)
+
+    async def _awaited_step(self, connection: _Connection, waiting: Awaitable | None, needs_auth) -> None:
+        try:
+            while True:
+                if waiting is not None:
+                    await waiting
+                    waiting = None
+                if needs_auth is not None:
+                    raw, received_at, packet = needs_auth
+                    needs_auth = None
+                    device = await self.directory.authenticate(packet.mn, packet.pw)
+                    answers: list[bytes] = []
+                    received: list[ReceivedPacket] = []
+                    self._handle(connection, raw, received_at, answers, received, packet, device)
+                    waiting = self._hand_over(connection, answers, received)
+                    if waiting is not None:
+                        continue
+                if connection.closing:
+                    break
+                connection.busy = False
+                self._drain(connection)  # what arrived meanwhile; it may start a step of its own
+                return
+        except Exception:  # noqa: BLE001 - one connection's failure (e.g. a sink error) never reaches the others
+            log.exception("hj212 receiver: connection %s failed", connection.peer)
+            connection.closing = True
+        finally:
+            if connection.closing:
+                connection.busy = False
+                self._check_limits(connection)
+            self._release(connection)
+
+    def _handle(self, connection: _Connection, raw: bytes, received_at: datetime, answers: list[bytes],
+                received: list[ReceivedPacket], packet: Packet | None = None, device: Any = _UNKNOWN) -> Packet | None:
+        """Handle one framed packet; returns the decoded packet, untouched, when its MN and password must first
+        be authenticated (call again with `packet` and the directory's `device`)."""
+        if packet is None:
+            try:
+                packet = decode(raw, self.tolerate)
+            except HJ212Error as error:
+                self.stats.packets_rejected[error.code] += 1
+                received.append(ReceivedPacket(received_at, connection.peer, raw.decode("utf-8", "replace"), False,
+                                               reason_code=error.code, reason=error.message_en,
+                                               reason_zh=error.message_zh))
+                return None
         if packet.mn != connection.mn or packet.pw != connection.password:
-            device = await self.directory.authenticate(packet.mn, packet.pw)
+            if device is _UNKNOWN:
+                return packet
             if device is None:
                 connection.auth_failures += 1
                 self.stats.packets_rejected["auth_failed"] += 1
                 received.append(ReceivedPacket(
-                    received_at, connection.peer, text, False, packet, reason_code="auth_failed",
-                    reason=f"unknown MN or wrong password for MN {packet.mn}",
+                    received_at, connection.peer, raw.decode("utf-8", "replace"), False, packet,
+                    reason_code="auth_failed", reason=f"unknown MN or wrong password for MN {packet.mn}",
                     reason_zh=f"MN {packet.mn} 未登记或密码错误"))
                 if connection.auth_failures >= self.max_auth_failures:
                     self.stats.closed_auth += 1
                     connection.closing = True
-                return
+                return None
             if connection.mn is not None and connection.mn != packet.mn and self._by_mn.get(connection.mn) is connection:
                 del self._by_mn[connection.mn]
             connection.credentials, connection.device = (packet.mn, packet.pw), device
@@ -363,26 +494,29 @@ class ReceiverServer:
             self._route_answer(packet)
         whole = packet if packet.pnum is None else connection.reassembler.add(packet)
         if whole is not None:
-            received.append(ReceivedPacket(received_at, connection.peer, text, True, whole, connection.device))
+            received.append(ReceivedPacket(received_at, connection.peer, raw.decode("utf-8", "replace"), True, whole,
+                                           connection.device))
+        return None
 
     @staticmethod
     def _answer_bytes(packet: Packet) -> bytes:
         cn = "9013" if packet.cn in DEVICE_NOTIFICATIONS else "9014"
         qn = f"QN={packet.qn};" if packet.qn is not None else ""
-        return frame(f"{qn}ST=91;CN={cn};PW={packet.pw};MN={packet.mn};Flag={flag_for(version=packet.version)};CP=&&&&")
+        return frame(f"{qn}ST=91;CN={cn};PW={packet.pw};MN={packet.mn};Flag={_ANSWER_FLAG.get(packet.version) or flag_for(version=packet.version)};CP=&&&&")
 
     async def _answer(self, connection: _Connection, packet: Packet) -> None:
         await self._write(connection, self._answer_bytes(packet))
         self.stats.answers_sent += 1
 
+    def _write_now(self, connection: _Connection, data: bytes) -> None:
+        # The transport queues what the socket does not take at once; past its high-water mark it calls
+        # pause_writing and we stop reading from that device until it catches up.
+        transport = connection.transport
+        if not transport.is_closing():
+            transport.write(data)
+
     async def _write(self, connection: _Connection, data: bytes) -> None:
-        writer = connection.writer
-        if writer.is_closing():
-            return
-        writer.write(data)
-        # Drain only when the device stops reading, so a slow reader holds up only its own connection.
-        if writer.transport.get_write_buffer_size() > 65536:
-            await writer.drain()
+        self._write_now(connection, data)
 
     # --- commands the platform sends ----------------------------------------------------------------------------
 

@@ -226,8 +226,9 @@ def _copy_lines(records: Sequence) -> tuple[list[str], list[str]]:
     return packet_lines, measurement_lines
 
 
-# HJ 212 value suffixes in MEASUREMENT_COLUMNS' order of VALUE_FIELDS (see SUFFIX_FIELD below).
-_SUFFIXES = ("Rtd", "Avg", "Min", "Max", "ZsRtd", "ZsAvg", "ZsMin", "ZsMax", "Cou")
+# HJ 212 value suffix → its place among VALUE_FIELDS (see SUFFIX_FIELD below).
+_SUFFIX_COLUMN = {"Rtd": 0, "Avg": 1, "Min": 2, "Max": 3, "ZsRtd": 4, "ZsAvg": 5, "ZsMin": 6, "ZsMax": 7, "Cou": 8}
+NULL = "\\N"
 _received_iso: list = [None, ""]  # (moment, its isoformat): the packets of one read share their receipt time
 
 
@@ -255,13 +256,20 @@ def _received_lines(received, packet_lines: list[str], measurement_lines: list[s
         return
     head = f"{point}\t"
     tail = f"\t{kind}\t{packet.data_time.isoformat()}\t"
-    suffixes = _SUFFIXES
+    column_of = _SUFFIX_COLUMN
     for entry in packet.pollutants.values():
-        values = entry.values
-        if not values.keys() & _SUFFIX_SET:
+        columns = None
+        for suffix, value in entry.values.items():
+            column = column_of.get(suffix)
+            if column is not None:
+                if columns is None:
+                    columns = ["\\N"] * 9
+                columns[column] = str(value)
+        if columns is None:
             continue  # a factor with only flags or texts has no reading (as in record_from_packet)
-        numbers = "\t".join([str(values[suffix]) if suffix in values else "\\N" for suffix in suffixes])
-        measurement_lines.append(f"{head}{_copy_text(entry.code)}{tail}{numbers}\t{_copy_text(entry.flag)}\t{stamp}")
+        # The codec lets through only appendix-B-like codes ([0-9A-Za-z_-]) and table-4 flags: nothing to escape.
+        numbers = "\t".join(columns)
+        measurement_lines.append(f"{head}{entry.code}{tail}{numbers}\t{entry.flag or NULL}\t{stamp}")
 
 
 def _sqlite_time(moment: datetime) -> str:
@@ -624,7 +632,6 @@ CN_KIND = {"2011": "rtd", "2051": "minute", "2061": "hour", "2031": "day"}
 # 6.6.3 value suffixes → measurement columns.
 SUFFIX_FIELD = {"Rtd": "rtd", "Avg": "avg", "Min": "min", "Max": "max", "ZsRtd": "zs_rtd", "ZsAvg": "zs_avg",
                 "ZsMin": "zs_min", "ZsMax": "zs_max", "Cou": "cou"}
-_SUFFIX_SET = frozenset(SUFFIX_FIELD)
 
 
 def record_from_packet(packet, *, received_at: datetime, text: str, peer: str = "",
