@@ -205,3 +205,22 @@ def test_received_packets_are_stored_as_their_records_would_be(session):
     assert direct == {"packets": 5, "measurements": 3, "alarms": 1} and alarms == 1
     assert [row[4:6] for row in first[0] if row[2] == "rtd"] == [(Decimal("-0.000001"), None)]
     assert session.get(MonitoringPoint, point_id).last_packet_at == T0 + timedelta(seconds=2)
+
+
+def test_sink_says_when_it_is_full_and_when_there_is_room_again(session, db_url):
+    world = build_world(session)
+    session.commit()
+    point_id = world.points["honghe"]["id"]
+
+    async def scenario():
+        sink = DbPacketSink(db_url, batch_size=5, max_delay=0.01, max_queued=10)
+        records = [_hour_record(point_id, T0 + timedelta(hours=i), "100") for i in range(12)]
+        room = [sink.put_nowait_many(records[:6]), sink.put_nowait_many(records[6:])]
+        await asyncio.wait_for(sink.wait_for_room(), 10)
+        after = sink.queued
+        await sink.close()
+        return room, after, sink.stats
+
+    room, after, stats = asyncio.run(scenario())
+    assert room == [True, False] and after < 12
+    assert stats.packets == 12 and stats.failures == 0

@@ -437,29 +437,42 @@ class DbPacketSink:
         self.stats = SinkStats()
 
     async def start(self) -> None:
+        self._start()
+
+    def _start(self) -> None:
         if self._task is None:
             self._engine = get_engine(self._url)
             self._ready, self._space, self._idle = asyncio.Event(), asyncio.Event(), asyncio.Event()
             self._space.set()
             self._idle.set()
-            self._task = asyncio.create_task(self._run(), name="ingot-monitoring-sink")
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="ingot-monitoring-sink")
 
     async def put(self, record) -> None:
         await self.put_many([record])
 
     async def put_many(self, records: Iterable) -> None:
+        await self.wait_for_room()
+        self.put_nowait_many(records)
+
+    def put_nowait_many(self, records: Iterable) -> bool:
+        """Queue `records` now (the receiver's hand-off, no await per read); whether the queue still has room.
+        When it has not, the caller waits for `wait_for_room()` before handing over more."""
         if self._task is None:
-            await self.start()
+            self._start()
         chunk = records if isinstance(records, list) else list(records)
-        if not chunk:
-            return
+        if chunk:
+            self._chunks.append(chunk)
+            self._queued += len(chunk)
+            self._idle.clear()
+            self._ready.set()
+        return self._queued < self.max_queued
+
+    async def wait_for_room(self) -> None:
+        if self._task is None:
+            self._start()
         while self._queued >= self.max_queued:
             self._space.clear()
             await self._space.wait()
-        self._chunks.append(chunk)
-        self._queued += len(chunk)
-        self._idle.clear()
-        self._ready.set()
 
     def _take(self) -> list:
         batch: list = []
