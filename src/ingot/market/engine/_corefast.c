@@ -78,13 +78,45 @@ static Cls ORDER, LEVEL, BOOK, MEMBER, RECEIPT, PRODUCT, FEE, NEWORDER, CANCEL, 
     SETTLE, DELIVERY, SPLIT;
 static PyTypeObject *ACK_TYPE, *DEQUE_TYPE, *REJECTION_TYPE, *CORE_TYPE;
 static PyObject *REFERENCE_APPLY, *APPLY_FUNCTION;
+static PyObject *DEQUE_APPEND, *DEQUE_POPLEFT; /* the unbound methods, called without a lookup */
 static PyObject *UNKNOWN_ORDER_ZH, *UNKNOWN_ORDER_EN; /* reasons.MESSAGES["unknown_order"] */
+static PyObject *UNKNOWN_ORDER_PARTS[4];             /* zh head, zh tail, en head, en tail; NULL: use format() */
+
+/* head and tail around the template's only replacement field "{order}"; 0 if the template is anything else. */
+static int split_template(PyObject *template, PyObject **head, PyObject **tail)
+{
+    PyObject *field = PyUnicode_FromString("{order}");
+    if (!field)
+        return -1;
+    Py_ssize_t length = PyUnicode_GET_LENGTH(template);
+    Py_ssize_t at = PyUnicode_Find(template, field, 0, length, 1);
+    Py_DECREF(field);
+    if (at < -1)
+        return -1;
+    if (at == -1)
+        return 0;
+    *head = PyUnicode_Substring(template, 0, at);
+    *tail = PyUnicode_Substring(template, at + 7, length);
+    if (!*head || !*tail)
+        return -1;
+    for (int part = 0; part < 2; part++) {
+        PyObject *text = part ? *tail : *head;
+        if (PyUnicode_FindChar(text, '{', 0, PyUnicode_GET_LENGTH(text), 1) != -1 ||
+            PyUnicode_FindChar(text, '}', 0, PyUnicode_GET_LENGTH(text), 1) != -1) {
+            Py_CLEAR(*head);
+            Py_CLEAR(*tail);
+            return 0;
+        }
+    }
+    return 1;
+}
 static PyObject *HEAPPUSH, *HEAPPOP;
 static int configured;
 
 /* Interned names and constant values. */
 static PyObject *S_members, *S_products, *S_receipts, *S_orders, *S_acks, *S_sequence, *S_trade_count,
     *S_centre_fees_fen, *S_append, *S_popleft, *S_pop, *S_format, *S_order, *KW_order;
+static PyObject *V_two, *T_dot;
 static PyObject *V_zero, *V_one, *V_999999, *V_million, *V_empty_tuple;
 static PyObject *T_B, *T_S, *T_limit, *T_market, *T_IOC, *T_FOK, *T_DAY, *T_GTC, *T_auction, *T_continuous,
     *T_live, *T_split, *T_done, *T_resting, *T_filled, *T_cancelled, *T_self_trade, *T_client, *T_ioc_remainder,
@@ -167,11 +199,21 @@ typedef struct {
     name->count = 0;                                                                                               \
     name->capacity = 48
 
-static PyObject *keep(Pool *pool, PyObject *obj)
+static PyObject *grow_and_keep(Pool *pool, PyObject *obj);
+
+static inline PyObject *keep(Pool *pool, PyObject *obj)
 {
     if (!obj)
         return NULL;
-    if (pool->count == pool->capacity) {
+    if (pool->count == pool->capacity)
+        return grow_and_keep(pool, obj);
+    pool->items[pool->count++] = obj;
+    return obj;
+}
+
+static PyObject *grow_and_keep(Pool *pool, PyObject *obj)
+{
+    {
         Py_ssize_t capacity = pool->capacity * 2;
         PyObject **items = pool->items == pool->inline_ ? PyMem_Malloc(capacity * sizeof(PyObject *))
                                                         : PyMem_Realloc(pool->items, capacity * sizeof(PyObject *));
@@ -320,6 +362,8 @@ static int ctx_load_counters(Ctx *ctx)
 
 static int ctx_store_counters(Ctx *ctx)
 {
+    if (!ctx->trade_count)
+        return 0; /* nothing traded */
     if (PyDict_SetItem(ctx->core, S_trade_count, ctx->trade_count) < 0)
         return -1;
     return PyDict_SetItem(ctx->core, S_centre_fees_fen, ctx->centre_fees);
@@ -360,7 +404,8 @@ static int book_add(PyObject *book, PyObject *order)
         PyObject *args[2] = {G(book, BOOK, BS_heap), heap_key};
         K(PyObject_Vectorcall(HEAPPUSH, args, 2, NULL));
     }
-    K(PyObject_CallMethodOneArg(G(level, LEVEL, LV_orders), S_append, order));
+    PyObject *append_args[2] = {G(level, LEVEL, LV_orders), order};
+    K(PyObject_Vectorcall(DEQUE_APPEND, append_args, 2, NULL));
     put(level, &LEVEL, LV_open_lots, ADD(G(level, LEVEL, LV_open_lots), G(order, ORDER, OR_open_lots)));
     put(level, &LEVEL, LV_count, ADD(G(level, LEVEL, LV_count), V_one));
     release(pool);
@@ -402,9 +447,11 @@ static int finish(Ctx *ctx, PyObject *order, PyObject *sequence, PyObject *reaso
 {
     POOL(pool);
     put(order, &ORDER, OR_live, Py_False);
-    PyObject *popped = K(PyObject_CallMethodObjArgs(ctx->orders, S_pop, G(order, ORDER, OR_order_id), Py_None,
-                                                    NULL));
-    (void)popped;
+    PyObject *order_id = G(order, ORDER, OR_order_id);
+    int listed = PyDict_Contains(ctx->orders, order_id);
+    CHECK(listed);
+    if (listed)
+        CHECK(PyDict_DelItem(ctx->orders, order_id));
     PyObject *locked = G(order, ORDER, OR_locked_fen);
     if (TRUE_(locked)) {
         PyObject *member = member_of(ctx, G(order, ORDER, OR_member_id));
@@ -472,8 +519,10 @@ static PyObject *deliver(Ctx *ctx, PyObject *sell, PyObject *lots, PyObject *buy
         PyObject *remainder_lots = SUB(receipt_lots, lots);
         PyObject *parent_id = G(receipt, RECEIPT, RC_receipt_id);
         PyObject *children = G(receipt, RECEIPT, RC_children);
-        PyObject *delivered_id = K(PyUnicode_FromFormat("%S.%S", parent_id, ADD(children, V_one)));
-        PyObject *remainder_id = K(PyUnicode_FromFormat("%S.%S", parent_id, ADD(children, K(PyLong_FromLong(2)))));
+        /* f"{parent}.{children + 1}" and f"{parent}.{children + 2}" */
+        PyObject *stem = K(PyUnicode_Concat(parent_id, T_dot));
+        PyObject *delivered_id = K(PyUnicode_Concat(stem, K(PyObject_Str(ADD(children, V_one)))));
+        PyObject *remainder_id = K(PyUnicode_Concat(stem, K(PyObject_Str(ADD(children, V_two)))));
         PyObject *product_id = G(receipt, RECEIPT, RC_product_id);
         PyObject *delivered_values[RC_N] = {delivered_id, product_id, buyer_id, delivered_grams, lots, V_zero,
                                             parent_id, V_zero, T_live};
@@ -482,7 +531,7 @@ static PyObject *deliver(Ctx *ctx, PyObject *sell, PyObject *lots, PyObject *buy
                                             remainder_grams, remainder_lots, G(sell, ORDER, OR_order_id),
                                             parent_id, V_zero, T_live};
         PyObject *remainder = K(make(&RECEIPT, remainder_values));
-        put(receipt, &RECEIPT, RC_children, ADD(children, K(PyLong_FromLong(2))));
+        put(receipt, &RECEIPT, RC_children, ADD(children, V_two));
         put(receipt, &RECEIPT, RC_status, T_split);
         put(receipt, &RECEIPT, RC_encumbered_by, V_zero);
         CHECK(PyDict_SetItem(ctx->receipts, delivered_id, delivered));
@@ -552,6 +601,8 @@ static int fill(Ctx *ctx, PyObject *product, PyObject *buy, PyObject *sell, PyOb
         seller_fee = notional;
     put(sell, &ORDER, OR_fees_fen, ADD(G(sell, ORDER, OR_fees_fen), seller_fee));
     put(seller, &MEMBER, ME_available_fen, ADD(G(seller, MEMBER, ME_available_fen), SUB(notional, seller_fee)));
+    if (!ctx->trade_count)
+        CHECK(ctx_load_counters(ctx));
     PyObject *centre = PyNumber_Add(ctx->centre_fees, ADD(buyer_fee, seller_fee));
     if (!centre)
         goto error;
@@ -621,14 +672,14 @@ static int match(Ctx *ctx, PyObject *product, PyObject *order, int is_buy, PyObj
         while (TRUE_(G(order, ORDER, OR_open_lots)) && PySequence_Size(queue) > 0) {
             PyObject *resting = K(queue_head(queue));
             if (!TRUE_(G(resting, ORDER, OR_live))) {
-                K(PyObject_CallMethodNoArgs(queue, S_popleft));
+                K(PyObject_Vectorcall(DEQUE_POPLEFT, &queue, 1, NULL));
                 continue;
             }
             int same = equal(G(resting, ORDER, OR_member_id), member_id);
             if (same < 0)
                 goto error;
             if (same) {
-                K(PyObject_CallMethodNoArgs(queue, S_popleft));
+                K(PyObject_Vectorcall(DEQUE_POPLEFT, &queue, 1, NULL));
                 CHECK(book_remove(book, resting));
                 CHECK(finish(ctx, resting, sequence, T_self_trade));
                 if (!TRUE_(G(level, LEVEL, LV_count)))
@@ -645,7 +696,7 @@ static int match(Ctx *ctx, PyObject *product, PyObject *order, int is_buy, PyObj
             else
                 CHECK(fill(ctx, product, resting, order, price, lots, sequence, at_us, aggressor, trade_ids));
             if (!TRUE_(G(resting, ORDER, OR_open_lots))) {
-                K(PyObject_CallMethodNoArgs(queue, S_popleft));
+                K(PyObject_Vectorcall(DEQUE_POPLEFT, &queue, 1, NULL));
                 PyObject *count = SUB(G(level, LEVEL, LV_count), V_one);
                 put(level, &LEVEL, LV_count, count);
                 put(resting, &ORDER, OR_live, Py_False);
@@ -812,7 +863,6 @@ static PyObject *new_order(Ctx *ctx, PyObject *command, PyObject *ident)
     PyObject *sequence = K(attribute(ctx->core, S_sequence));
     sequence = ADD(sequence, V_one);
     CHECK(PyDict_SetItem(ctx->core, S_sequence, sequence));
-    CHECK(ctx_load_counters(ctx));
     ctx->events = PyList_New(0);
     if (!ctx->events)
         goto error;
@@ -865,9 +915,17 @@ static PyObject *refuse_unknown_order(PyObject *key, PyObject *member_id, PyObje
 {
     POOL(pool);
     PyObject *result = NULL;
-    PyObject *zh_args[2] = {UNKNOWN_ORDER_ZH, order_id}, *en_args[2] = {UNKNOWN_ORDER_EN, order_id};
-    PyObject *zh = K(PyObject_VectorcallMethod(S_format, zh_args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, KW_order));
-    PyObject *en = K(PyObject_VectorcallMethod(S_format, en_args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, KW_order));
+    PyObject *zh, *en;
+    if (UNKNOWN_ORDER_PARTS[0]) {
+        /* template == head + "{order}" + tail with no other field, and format() of an int is str(): concatenate */
+        PyObject *number = K(PyObject_Str(order_id));
+        zh = K(PyUnicode_Concat(K(PyUnicode_Concat(UNKNOWN_ORDER_PARTS[0], number)), UNKNOWN_ORDER_PARTS[1]));
+        en = K(PyUnicode_Concat(K(PyUnicode_Concat(UNKNOWN_ORDER_PARTS[2], number)), UNKNOWN_ORDER_PARTS[3]));
+    } else {
+        PyObject *zh_args[2] = {UNKNOWN_ORDER_ZH, order_id}, *en_args[2] = {UNKNOWN_ORDER_EN, order_id};
+        zh = K(PyObject_VectorcallMethod(S_format, zh_args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, KW_order));
+        en = K(PyObject_VectorcallMethod(S_format, en_args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, KW_order));
+    }
     PyObject *rejection = K(REJECTION_TYPE->tp_alloc(REJECTION_TYPE, 4));
     PyObject *items[4] = {T_unknown_order, zh, en, T_order_id};
     for (int index = 0; index < 4; index++)
@@ -1096,6 +1154,13 @@ static PyObject *configure(PyObject *module, PyObject *classes)
     REJECTION_TYPE = (PyTypeObject *)Py_NewRef(rejection);
     UNKNOWN_ORDER_ZH = Py_NewRef(PyTuple_GET_ITEM(unknown, 0));
     UNKNOWN_ORDER_EN = Py_NewRef(PyTuple_GET_ITEM(unknown, 1));
+    int zh_split = split_template(UNKNOWN_ORDER_ZH, &UNKNOWN_ORDER_PARTS[0], &UNKNOWN_ORDER_PARTS[1]);
+    int en_split = split_template(UNKNOWN_ORDER_EN, &UNKNOWN_ORDER_PARTS[2], &UNKNOWN_ORDER_PARTS[3]);
+    if (zh_split < 0 || en_split < 0)
+        return NULL;
+    if (!zh_split || !en_split)
+        for (int part = 0; part < 4; part++)
+            Py_CLEAR(UNKNOWN_ORDER_PARTS[part]);
     PyObject *core = PyDict_GetItemString(classes, "Core");
     PyObject *reference = PyDict_GetItemString(classes, "reference_apply");
     if (!core || !PyType_Check(core) || !reference || !PyCallable_Check(reference)) {
@@ -1106,6 +1171,10 @@ static PyObject *configure(PyObject *module, PyObject *classes)
     REFERENCE_APPLY = Py_NewRef(reference);
     ACK_TYPE = (PyTypeObject *)Py_NewRef(ack);
     DEQUE_TYPE = (PyTypeObject *)Py_NewRef(deque);
+    DEQUE_APPEND = PyObject_GetAttr(deque, S_append);
+    DEQUE_POPLEFT = PyObject_GetAttr(deque, S_popleft);
+    if (!DEQUE_APPEND || !DEQUE_POPLEFT)
+        return NULL;
     Py_INCREF(HEAPPUSH);
     Py_INCREF(HEAPPOP);
     configured = 1;
@@ -1144,13 +1213,15 @@ PyMODINIT_FUNC PyInit__corefast(void)
             return NULL;
     V_zero = PyLong_FromLong(0);
     V_one = PyLong_FromLong(1);
+    V_two = PyLong_FromLong(2);
+    T_dot = PyUnicode_InternFromString(".");
     V_999999 = PyLong_FromLong(999999);
     V_million = PyLong_FromLong(1000000);
     V_empty_tuple = PyTuple_New(0);
     KW_order = PyTuple_Pack(1, S_order);
     if (!KW_order)
         return NULL;
-    if (!V_zero || !V_one || !V_999999 || !V_million || !V_empty_tuple)
+    if (!V_zero || !V_one || !V_two || !T_dot || !V_999999 || !V_million || !V_empty_tuple)
         return NULL;
     PyObject *module = PyModule_Create(&MODULE);
     if (!module)
