@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 import uuid
 from dataclasses import dataclass, field
 
@@ -31,6 +32,14 @@ _HEAD = EngineHead.__table__
 _COMMANDS = EngineCommand.__table__
 # How long a writer waits for the process's writer lock before it goes on to queue on the database's own lock.
 WRITER_WAIT_SECONDS = 10.0
+# The statements every command runs, built once: SQLAlchemy memoises a statement object's cache key, and building and
+# keying them per command cost about as much as running them.
+# A no-op update is the portable way to take the write lock before reading anything; it returns the head.
+_LOCK_HEAD = (update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(sequence=_HEAD.c.sequence)
+              .returning(_HEAD.c.sequence, _HEAD.c.token))
+_READ_HEAD = select(_HEAD.c.sequence, _HEAD.c.token).where(_HEAD.c.id == HEAD_ID)
+_JOURNAL = insert(_COMMANDS)
+_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == HEAD_ID)
 
 
 @dataclass
@@ -55,12 +64,21 @@ _cores: dict[str, _Held] = {}
 _cores_lock = threading.Lock()
 
 
+# The same, by engine object: rendering the URL was a measurable part of every command.
+_cores_by_engine: "weakref.WeakKeyDictionary[object, _Held]" = weakref.WeakKeyDictionary()
+
+
 def _held_for(session: Session) -> _Held:
-    url = session.get_bind().url.render_as_string(hide_password=False)
+    bind = session.get_bind()
+    held = _cores_by_engine.get(bind)
+    if held is not None:
+        return held
+    url = bind.url.render_as_string(hide_password=False)
     with _cores_lock:
         held = _cores.get(url)
         if held is None:
-            held = _cores[url] = _Held(queue_writers=session.get_bind().dialect.name == "sqlite")
+            held = _cores[url] = _Held(queue_writers=bind.dialect.name == "sqlite")
+        _cores_by_engine[bind] = held
         return held
 
 
@@ -68,6 +86,7 @@ def forget_cores() -> None:
     """Drop every in-memory core (tests, and after restoring a database)."""
     with _cores_lock:
         _cores.clear()
+        _cores_by_engine.clear()
 
 
 def _take_writer_lock(session: Session, held: _Held) -> None:
@@ -99,14 +118,12 @@ def _take_writer_lock(session: Session, held: _Held) -> None:
 def _head(session: Session, *, lock: bool) -> tuple[int, str]:
     """The committed head (sequence, token); with `lock`, after taking the writers' lock."""
     if lock:
-        # A no-op update is the portable way to take the write lock before reading anything; it returns the head.
-        row = session.execute(update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(sequence=_HEAD.c.sequence)
-                              .returning(_HEAD.c.sequence, _HEAD.c.token)).first()
+        row = session.execute(_LOCK_HEAD).first()
         if row is None:
             session.execute(insert(_HEAD).values(id=HEAD_ID, sequence=0, token=""))
             return 0, ""
     else:
-        row = session.execute(select(_HEAD.c.sequence, _HEAD.c.token).where(_HEAD.c.id == HEAD_ID)).first()
+        row = session.execute(_READ_HEAD).first()
         if row is None:
             return 0, ""
     return int(row[0]), row[1]
@@ -174,9 +191,9 @@ def execute(session: Session, command) -> Outcome:
             _watch_transaction(session, held)
             token = uuid.uuid4().hex
             sequence = outcome.ack.sequence
-            session.execute(insert(_COMMANDS).values(sequence=sequence, token=token,
-                                                     payload=encode_command(sequence, command)))
-            session.execute(update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(sequence=sequence, token=token))
+            session.execute(_JOURNAL, {"sequence": sequence, "token": token,
+                                       "payload": encode_command(sequence, command)})
+            session.execute(_MOVE_HEAD, {"sequence": sequence, "token": token})
             held.token = token
             session.flush()
         return outcome
@@ -211,6 +228,18 @@ def read_core(session: Session, reader):
     with held.lock:
         _catch_up(session, held, head, writer=False)
         return reader(held.core)
+
+
+def read_fed_core(session: Session, reader):
+    """`read_core` for a transaction that has just fed the core: it holds the writers' lock on the head, so no other
+    writer has moved the core since, and other readers leave an in-flight core alone; the head need not be read
+    again. Any other transaction reads through `read_core`."""
+    held = _held_for(session)
+    if session.info.get("market_engine_fed"):
+        with held.lock:
+            if held.in_flight and not held.stale:
+                return reader(held.core)
+    return read_core(session, reader)
 
 
 def snapshot(session: Session) -> EngineSnapshot:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from ingot.core.timeutil import utcnow
@@ -51,6 +51,14 @@ def ledger_account(session: Session, kind: str, asset: str, holder_id: int = 0) 
         session.add(found)
         session.flush()
     return found
+
+
+def ledger_accounts(session: Session, keys: list[tuple[str, str, int]]) -> list[LedgerAccount]:
+    """The existing ledger accounts among (kind, asset, holder) `keys`, in one statement; none is opened."""
+    if not keys:
+        return []
+    return list(session.scalars(select(LedgerAccount).where(
+        tuple_(LedgerAccount.kind, LedgerAccount.asset, LedgerAccount.holder_id).in_(keys))))
 
 
 def cash_of(session: Session, trading_account_id: int) -> LedgerAccount:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session, aliased
 
 from ingot.core.audit import record_change
 from ingot.core.auth import Principal
@@ -287,6 +287,35 @@ def previous_settlement_price(session: Session, product: Product, day: date) -> 
                            .where(SettlementPrice.product_id == product.id, SettlementPrice.day < day)
                            .order_by(SettlementPrice.day.desc()).limit(1))
     return int(price) if price is not None else product.reference_price_fen
+
+
+def _rules_for_day_statement():
+    candidate = aliased(ProductVersion)
+    day = bindparam("day")
+    version_id = (select(candidate.id)
+                  .where(candidate.product_id == Product.id, candidate.effective_on <= day)
+                  .order_by(candidate.effective_on.desc()).limit(1).correlate(Product).scalar_subquery())
+    previous = (select(SettlementPrice.price_fen)
+                .where(SettlementPrice.product_id == Product.id, SettlementPrice.day < day)
+                .order_by(SettlementPrice.day.desc()).limit(1).correlate(Product).scalar_subquery())
+    return (select(Product, ProductVersion, previous).outerjoin(ProductVersion, ProductVersion.id == version_id)
+            .where(Product.code == bindparam("code")))
+
+
+# Built once: SQLAlchemy memoises a statement object's cache key, and building and keying this one on every order
+# cost more than running it.
+_RULES_FOR_DAY = _rules_for_day_statement()
+
+
+def rules_for_day(session: Session, code: str, day: date) -> tuple[Product, ProductVersion | None, int] | None:
+    """The product with this code, its version in force on `day` and the reference for that day's price band
+    (`version_in_force` and `previous_settlement_price`), read in one statement: the order path asks for all three on
+    every order. None when there is no such product."""
+    row = session.execute(_RULES_FOR_DAY, {"code": code, "day": day}).first()
+    if row is None:
+        return None
+    product, version, price = row
+    return product, version, int(price) if price is not None else product.reference_price_fen
 
 
 def price_band(reference_fen: int, version: ProductVersion) -> tuple[int, int]:

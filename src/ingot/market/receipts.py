@@ -18,7 +18,7 @@ from ingot.core.audit import record_change
 from ingot.core.auth import Principal
 from ingot.core.errors import Forbidden, NotFound
 from ingot.core.timeutil import utcnow
-from ingot.market import gateway, ledger
+from ingot.market import gateway, ledger, rows
 from ingot.market.accounts import get_account, get_warehouse
 from ingot.market.common import (
     MAX_RECEIPT_GRAMS,
@@ -40,10 +40,11 @@ IN_WAREHOUSE = LIVE + ("cancelled",)
 
 
 def receipt_view(session: Session, receipt: Receipt) -> dict:
-    product = session.get(Product, receipt.product_id)
-    warehouse = session.get(Warehouse, receipt.warehouse_id)
-    owner = session.get(TradingAccount, receipt.owner_account_id)
-    parent = session.get(Receipt, receipt.parent_id) if receipt.parent_id else None
+    # Held for the transaction: a settlement views each receipt before and after, and views several per trade.
+    product = rows.get(session, Product, receipt.product_id)
+    warehouse = rows.get(session, Warehouse, receipt.warehouse_id)
+    owner = rows.get(session, TradingAccount, receipt.owner_account_id)
+    parent = rows.get(session, Receipt, receipt.parent_id) if receipt.parent_id else None
     return {
         "number": receipt.number, "product": product.code, "warehouse": warehouse.code, "owner": owner.engine_id,
         "grade": receipt.grade, "lot_no": receipt.lot_no, "brand": receipt.brand, "net_grams": receipt.net_grams,

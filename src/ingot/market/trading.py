@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from ingot.core.audit import record_change
 from ingot.core.auth import Principal
 from ingot.core.errors import Conflict, NotFound
 from ingot.core.timeutil import shown, utcnow
-from ingot.market import gateway, ledger, trading_days
+from ingot.market import gateway, ledger, rows, trading_days
 from ingot.market.accounts import accessible_account, reconcile_cash
 from ingot.market.common import (
     ID_MAX,
@@ -62,6 +62,7 @@ from ingot.market.models import (
     CashMovement,
     DailyStatement,
     LedgerAccount,
+    MarketUser,
     Member,
     Order,
     Product,
@@ -71,7 +72,7 @@ from ingot.market.models import (
     Trade,
     TradingAccount,
 )
-from ingot.market.products import get_product, previous_settlement_price, price_band, version_in_force
+from ingot.market.products import get_product, previous_settlement_price, price_band, rules_for_day, version_in_force
 from ingot.market.receipts import receipt_view, resting_status
 
 
@@ -80,38 +81,7 @@ def _rejected(code: str, field: str, **params) -> MarketRejected:
     return MarketRejected(Rejection(code, zh.format(**params), en.format(**params), field))
 
 
-_ROWS = "market_rows"
-
-
-def _rows(session: Session) -> dict:
-    """The rows the current transaction has looked up, by id or by their immutable engine id or code, held for the
-    rest of the transaction. The session's identity map holds unchanged rows only weakly, so without this the same
-    account or product is read again a few lines later; a new transaction (after a commit or a rollback) starts
-    afresh."""
-    transaction = session.get_transaction()
-    kept = session.info.get(_ROWS)
-    if kept is None or kept[0] is not transaction:
-        kept = session.info[_ROWS] = (transaction, {})
-    return kept[1]
-
-
-def _keep(session: Session, row):
-    rows = _rows(session)
-    rows[(type(row), row.id)] = row
-    if type(row) is TradingAccount:
-        rows[(TradingAccount, "engine_id", row.engine_id)] = row
-    elif type(row) is Product:
-        rows[(Product, "code", row.code)] = row
-    return row
-
-
-def _get(session: Session, model, ident):
-    row = _rows(session).get((model, ident))
-    if row is None:
-        row = session.get(model, ident)
-        if row is not None:
-            _keep(session, row)
-    return row
+_rows, _keep, _get = rows.held, rows.keep, rows.get
 
 
 def _account_by_engine_id(session: Session, engine_id: str) -> TradingAccount:
@@ -136,6 +106,27 @@ def _ledger_account(session: Session, kind: str, asset: str, holder_id: int = 0)
     if row is None:
         row = rows[(LedgerAccount, kind, asset, holder_id)] = ledger.ledger_account(session, kind, asset, holder_id)
     return row
+
+
+def _ledger_accounts(session: Session, keys: list[tuple[str, str, int]]) -> None:
+    """Hold the ledger accounts (kind, asset, holder) a settlement posts to, read in one statement; any still
+    missing are opened one by one by `_ledger_account`."""
+    rows = _rows(session)
+    wanted = [key for key in keys if (LedgerAccount, *key) not in rows]
+    if wanted:
+        for row in ledger.ledger_accounts(session, wanted):
+            rows[(LedgerAccount, row.kind, row.asset, row.holder_id)] = row
+
+
+def _receipts(session: Session, numbers) -> dict[str, Receipt]:
+    """The receipts with these numbers (those that exist), each read once per transaction."""
+    rows = _rows(session)
+    found = {n: rows[(Receipt, "number", n)] for n in numbers if (Receipt, "number", n) in rows}
+    missing = sorted(set(numbers) - set(found))
+    if missing:
+        for receipt in session.scalars(_RECEIPTS_BY_NUMBER, {"numbers": missing}):
+            found[receipt.number] = _keep(session, receipt)
+    return found
 
 
 def order_view(session: Session, order: Order) -> dict:
@@ -200,7 +191,7 @@ def _persist_events(session: Session, events: list, context: _Context) -> None:
     existing = _orders_of(events)
     if existing:
         # One query loads them all, so each `_get` below finds its order without one.
-        for order in session.scalars(select(Order).where(Order.id.in_(sorted(existing)))):
+        for order in session.scalars(_ORDERS_BY_ID, {"ids": sorted(existing)}):
             _keep(session, order)
     for event in events:
         kind = type(event)
@@ -251,8 +242,9 @@ def _persist_events(session: Session, events: list, context: _Context) -> None:
 
 
 def _split(session: Session, event: ReceiptSplit, context: _Context) -> None:
-    parent = session.scalar(select(Receipt).where(Receipt.number == event.parent_id))
+    parent = _receipts(session, (event.parent_id,))[event.parent_id]
     before = receipt_view(session, parent)
+    children = []
     for number, grams, lots in ((event.delivered_id, event.delivered_grams, event.delivered_lots),
                                 (event.remainder_id, event.remainder_grams, event.remainder_lots)):
         child = Receipt(number=number, product_id=parent.product_id, warehouse_id=parent.warehouse_id,
@@ -261,6 +253,7 @@ def _split(session: Session, event: ReceiptSplit, context: _Context) -> None:
                         assay=parent.assay, location=parent.location, status="registered", parent_id=parent.id,
                         registered_at=context.at, updated_at=context.at)
         session.add(child)
+        children.append(child)
         context.touched_receipts.add(number)
     # The sell order holding the parent: placed in this command, or named by the parent's lien.
     holder_id = context.holders.get(event.parent_id)
@@ -268,6 +261,8 @@ def _split(session: Session, event: ReceiptSplit, context: _Context) -> None:
         holder_id = int(parent.lien_ref)
     parent.status, parent.lien_kind, parent.lien_ref, parent.updated_at = "split", None, None, context.at
     session.flush()
+    for child in children:
+        _keep(session, child)
     # The sell order now holds the remainder in place of the parent.
     holder = _get(session, Order, holder_id) if holder_id is not None else None
     if holder is not None and holder.status == "resting" and holder.side == SELL and event.parent_id in holder.receipt_numbers:
@@ -288,6 +283,10 @@ def _settle(session: Session, instruction: SettlementInstruction, context: _Cont
     product = _product_by_code(session, instruction.product_id)
     buyer = _account_by_engine_id(session, instruction.buyer_id)
     seller = _account_by_engine_id(session, instruction.seller_id)
+    _ledger_accounts(session, [(ledger.CASH, ledger.CNY, buyer.id), (ledger.CASH, ledger.CNY, seller.id),
+                               (ledger.CENTRE, ledger.CNY, 0), (ledger.METAL, product.code, seller.id),
+                               (ledger.METAL, product.code, buyer.id)])
+    held_receipts = _receipts(session, [delivery.receipt_id for delivery in instruction.receipts])
     postings = [
         (_ledger_account(session, ledger.CASH, ledger.CNY, buyer.id), -instruction.buyer_pays_fen),
         (_ledger_account(session, ledger.CASH, ledger.CNY, seller.id), instruction.seller_receives_fen),
@@ -295,8 +294,8 @@ def _settle(session: Session, instruction: SettlementInstruction, context: _Cont
     ]
     delivered = []
     for delivery in instruction.receipts:
-        receipt = session.scalar(select(Receipt).where(Receipt.number == delivery.receipt_id))
-        if receipt.owner_account_id != seller.id or receipt.net_grams != delivery.weight_grams:
+        receipt = held_receipts.get(delivery.receipt_id)
+        if receipt is None or receipt.owner_account_id != seller.id or receipt.net_grams != delivery.weight_grams:
             raise ledger.LedgerInvariantBroken(f"receipt {delivery.receipt_id} is not the seller's as the engine says")
         postings.append((_ledger_account(session, ledger.METAL, product.code, seller.id), -delivery.weight_grams))
         postings.append((_ledger_account(session, ledger.METAL, product.code, buyer.id), delivery.weight_grams))
@@ -340,8 +339,8 @@ def _sync_liens(session: Session, context: _Context) -> None:
     def liens(core):
         return {n: (core.receipts[n].status, core.receipts[n].encumbered_by) for n in numbers if n in core.receipts}
 
-    engine_liens = gateway.read_core(session, liens)
-    rows = {row.number: row for row in session.scalars(select(Receipt).where(Receipt.number.in_(numbers)))}
+    engine_liens = gateway.read_fed_core(session, liens)
+    rows = _receipts(session, numbers)
     for number in numbers:
         receipt = rows.get(number)
         if receipt is None or number not in engine_liens or receipt.lien_kind == "pledge":
@@ -381,6 +380,40 @@ def _run(session: Session, command, context: _Context, *, order_id: int | None =
 # ---------------------------------------------------------------- member orders
 
 
+# Built once (SQLAlchemy memoises a statement object's cache key; building and keying it per order costs more than
+# running it).
+_ORDER_ACCOUNT = (
+    select(TradingAccount, Member.division_code, MarketUser.member_id, MarketUser.client_id, MarketUser.warehouse_id,
+           select(Order.id).where(Order.account_id == TradingAccount.id, Order.idempotency_key == bindparam("key"))
+           .correlate(TradingAccount).scalar_subquery())
+    .outerjoin(Member, Member.id == TradingAccount.member_id)
+    .outerjoin(MarketUser, MarketUser.user_id == bindparam("user_id"))
+    .where(TradingAccount.engine_id == bindparam("engine_id")))
+_RECEIPTS_BY_NUMBER = select(Receipt).where(Receipt.number.in_(bindparam("numbers", expanding=True)))
+_ORDERS_BY_ID = select(Order).where(Order.id.in_(bindparam("ids", expanding=True)))
+
+
+def _order_account(session: Session, actor: Principal, engine_id: str, key: str) -> tuple[TradingAccount, str | None,
+                                                                                          int | None]:
+    """What `accessible_account` decides, plus the member's division (for the audit entry) and the id of the order
+    already placed on the account under `key`, in one statement instead of four."""
+    row = session.execute(_ORDER_ACCOUNT, {"engine_id": engine_id, "user_id": actor.user_id, "key": key}).first()
+    if row is None:
+        visible = False
+    else:
+        account, division, link_member, link_client, link_warehouse, existing_id = row
+        if actor.role in TRADERS:
+            # in_scope's rule for a linked market user, on the link read above.
+            visible = (link_member is not None and link_warehouse is None and link_member == account.member_id
+                       and (link_client is None or link_client == account.client_id))
+        else:
+            visible = in_scope(session, actor, account)
+    if not visible:
+        # Said as "no such account" so that nobody learns which other accounts exist.
+        raise NotFound(f"交易账户不存在：{engine_id}", f"no such trading account: {engine_id}", field="account")
+    return _keep(session, account), division, existing_id
+
+
 def place_order(
     session: Session,
     actor: Principal,
@@ -398,17 +431,16 @@ def place_order(
 ) -> Order:
     """Feed one order to the core. A resubmission with the same key returns the first order, never a second."""
     require(actor, TRADERS, "下单（交易中心不持有头寸）", "place orders (the centre takes no positions)")
-    trading_account = _keep(session, accessible_account(session, actor, account))
+    trading_account, division, existing_id = _order_account(session, actor, account, key)
     at = now or utcnow()
-    existing = session.scalar(select(Order).where(Order.account_id == trading_account.id,
-                                                  Order.idempotency_key == key))
-    if existing is not None:
-        return existing
+    if existing_id is not None:
+        return _get(session, Order, existing_id)
     code = product
-    product_row = _product_by_code(session, code)
-    if product_row is None:
+    rules = rules_for_day(session, code, trading_day(at))
+    if rules is None:
         raise _rejected("unknown_product", "product", product=code)
-    version = version_in_force(session, product_row, trading_day(at))
+    product_row, version, reference_fen = rules
+    _keep(session, product_row)
     if version is None:
         raise refuse("product_not_in_force", f"品种 {code} 的交易规则尚未生效", f"product {code} has no rules in force yet",
                      "product")
@@ -418,13 +450,14 @@ def place_order(
     if type(price_fen) is int and price_fen > 0:
         if price_fen % version.tick_fen:
             raise _rejected("off_tick_price", "price_fen", price=price_fen, tick=version.tick_fen)
-        low, high = price_band(previous_settlement_price(session, product_row, trading_day(at)), version)
+        low, high = price_band(reference_fen, version)
         if not low <= price_fen <= high:
             raise _rejected("price_outside_band", "price_fen", price=price_fen, low=low, high=high)
     numbers = tuple(receipts or ())
     if side == SELL:
+        found = _receipts(session, numbers)
         for number in numbers:
-            receipt = session.scalar(select(Receipt).where(Receipt.number == number))
+            receipt = found.get(number)
             if receipt is None:
                 raise _rejected("unknown_receipt", "receipt_ids", receipt=number)
             if receipt.owner_account_id != trading_account.id:
@@ -445,9 +478,8 @@ def place_order(
     if order is None or order.idempotency_key != key:
         raise refuse("key_reused", f"幂等键 {key} 已用于其他指令", f"idempotency key {key} was used for another command", "key")
     if outcome.fresh:
-        member = _get(session, Member, trading_account.member_id)
         record_change(session, actor, "market_order", order.id, "place", None, order_view(session, order),
-                      division_code=member.division_code)
+                      division_code=division)
     return order
 
 
@@ -491,14 +523,14 @@ def amend_order(session: Session, actor: Principal, order_id: int, *, lots: int,
     account = _get(session, TradingAccount, order.account_id)
     product = _get(session, Product, order.product_id)
     at = now or utcnow()
-    version = version_in_force(session, product, trading_day(at))
+    _product, version, reference_fen = rules_for_day(session, product.code, trading_day(at))
     # The rules in force today bound an amendment as they bound a new order.
     if type(lots) is int and version is not None and lots > version.max_order_lots:
         raise _rejected("quantity_above_maximum", "lots", lots=lots, maximum=version.max_order_lots)
     if type(price_fen) is int and price_fen > 0 and version is not None:
         if price_fen % version.tick_fen:
             raise _rejected("off_tick_price", "price_fen", price=price_fen, tick=version.tick_fen)
-        low, high = price_band(previous_settlement_price(session, product, trading_day(at)), version)
+        low, high = price_band(reference_fen, version)
         if not low <= price_fen <= high:
             raise _rejected("price_outside_band", "price_fen", price=price_fen, low=low, high=high)
     before = order_view(session, order)

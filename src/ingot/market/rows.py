@@ -1,0 +1,45 @@
+"""Rows one transaction has looked up, held for the rest of that transaction.
+
+The session's identity map holds unchanged rows only weakly, so without this the same account, product, warehouse
+or receipt is read again a few lines later (the order path did so for each receipt view and each ledger account).
+Nothing outlives the transaction: a new one (after a commit or a rollback) starts afresh, so what is held is never
+older than what the transaction itself could read, and changes the transaction makes go to the held objects.
+"""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from ingot.market.models import Product, Receipt, TradingAccount
+
+_KEY = "market_rows"
+
+
+def held(session: Session) -> dict:
+    transaction = session.get_transaction()
+    kept = session.info.get(_KEY)
+    if kept is None or kept[0] is not transaction:
+        kept = session.info[_KEY] = (transaction, {})
+    return kept[1]
+
+
+def keep(session: Session, row):
+    """Hold `row` by id and by its immutable natural key (engine id, product code, receipt number)."""
+    rows = held(session)
+    rows[(type(row), row.id)] = row
+    kind = type(row)
+    if kind is TradingAccount:
+        rows[(TradingAccount, "engine_id", row.engine_id)] = row
+    elif kind is Product:
+        rows[(Product, "code", row.code)] = row
+    elif kind is Receipt:
+        rows[(Receipt, "number", row.number)] = row
+    return row
+
+
+def get(session: Session, model, ident):
+    row = held(session).get((model, ident))
+    if row is None:
+        row = session.get(model, ident)
+        if row is not None:
+            keep(session, row)
+    return row
