@@ -1,6 +1,7 @@
-"""Matching benchmark: one seeded stream of limit, market and cancel orders fed to Ingot's matching core and, in the
-same run, to the PyPI order books ``limit-order-book``, ``pyorderbook`` and ``matching-engine``; then to the core
-behind its journal with group commit and fsync.
+"""Matching benchmark: one seeded stream of limit, market and cancel orders fed to Ingot's matching core -- the
+compiled core (C extension ``_corefast``, what ``MatchingCore`` runs when it is built) and the pure-Python reference
+(``ReferenceCore``) -- and, in the same run, to the PyPI order books ``limit-order-book``, ``pyorderbook`` and
+``matching-engine``; then to both cores behind the journal with group commit and fsync.
 
     bench/out/venv/bin/python bench/matching.py [--orders 100000] [--repeats 3] [--seed 7] [--batch 64 1024]
 
@@ -11,12 +12,14 @@ core imports only the standard library (this script puts src/ on the path), so t
     # matching-engine needs Python >= 3.12; to include it, a second venv on 3.12 runs the whole bench there:
     python3.12 -m venv bench/out/venv312 && bench/out/venv312/bin/pip install -r bench/peers.txt matching-engine==0.1.1
 
-Run with the project's .venv instead and the peers are reported as skipped.
+The compiled core is the one `pip install -e .` builds into src/ (setup.py); a venv that cannot import it reports
+it as missing. Run with the project's .venv instead and the peers are reported as skipped.
 
 For each contender it prints orders/s over the whole stream (a loop with no per-order timing) and p50/p99 latency
 per order (a second pass timing each call). Inputs are built before timing for every contender alike. A peer that
 will not install or run is reported with the reason and skipped. Ingot's core does more per order than the peers:
-pre-trade cash and receipt checks, fees, self-trade prevention, receipt transfer and settlement events.
+pre-trade cash and receipt checks, fees, self-trade prevention, receipt transfer and settlement events. Both Ingot
+cores must end in the same state hash (checked after the run). The load average is printed before and after.
 """
 from __future__ import annotations
 
@@ -39,10 +42,13 @@ if "--engine-path" in sys.argv:
 
 from ingot.market.engine import commands as c  # noqa: E402
 from ingot.market.engine import core as core_module  # noqa: E402
-from ingot.market.engine.core import MatchingCore  # noqa: E402
+from ingot.market.engine.core import MatchingCore, ReferenceCore  # noqa: E402
 from ingot.market.engine.journal import JournaledEngine  # noqa: E402
 
-ENGINE = "ingot core (mypyc)" if core_module.__file__.endswith(".so") else "ingot core"
+REFERENCE = "ingot reference (mypyc)" if core_module.__file__.endswith(".so") else "ingot reference (Python)"
+COMPILED = "ingot compiled core (C)"
+CORES = [(COMPILED, MatchingCore)] if core_module.COMPILED else []
+CORES.append((REFERENCE, ReferenceCore))
 
 PRODUCT = "CU"
 MID = 70_000  # fen per price unit
@@ -170,9 +176,9 @@ def measure_all(contenders: list[tuple], repeats: int) -> list[dict]:
 # ---------------------------------------------------------------- contenders
 
 
-def ingot_core(stream: Stream):
+def ingot_core(stream: Stream, core_class):
     def make():
-        core = MatchingCore()
+        core = core_class()
         for command in stream.setup:
             core.apply(command)
         return core
@@ -183,13 +189,13 @@ def ingot_core(stream: Stream):
     return make, feed, stream.commands
 
 
-def ingot_journaled(stream: Stream, batch: int, directory: Path):
+def ingot_journaled(stream: Stream, batch: int, directory: Path, core_class):
     runs = []
 
     def make():
-        target = directory / f"batch{batch}-run{len(runs)}"
+        target = directory / f"{core_class.__name__}-batch{batch}-run{len(runs)}"
         runs.append(target)
-        engine = JournaledEngine(target, batch_size=batch)
+        engine = JournaledEngine(target, batch_size=batch, core_class=core_class)
         for command in stream.setup:
             engine.submit(command)
         engine.flush()
@@ -296,7 +302,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[64, 1024],
                         help="journal group-commit batch sizes to try (commands per fsync)")
     parser.add_argument("--journal-dir", default=None, help="where the journaled run writes (default: a temp dir)")
-    parser.add_argument("--engine-path", default=None, help="directory holding a mypyc build of ingot.market.engine")
+    parser.add_argument("--engine-path", default=None, help="directory holding a mypyc build of ingot.market.engine "
+                        "(its reference core is then the mypyc build; it has no compiled C core)")
     args = parser.parse_args()
 
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cpu(s); "
@@ -305,9 +312,14 @@ def main() -> None:
     kinds = {kind: sum(1 for item in stream.neutral if item[0] == kind) for kind in ("limit", "market", "cancel")}
     print(f"stream: {kinds}, {stream.trades} trades in Ingot's core")
 
-    print(f"engine: {core_module.__file__}")
-    contenders = [(ENGINE, *ingot_core(stream))]
-    skipped = []
+    print(f"engine: {core_module.__file__}; compiled core: "
+          f"{core_module._compiled.__file__ if core_module.COMPILED else 'not built (pip install -e .)'}")
+    same = {name: final_hash(stream, core_class) for name, core_class in CORES}
+    if len(set(same.values())) != 1:
+        raise SystemExit(f"the cores disagree on the final state: {same}")
+    contenders = [(name, *ingot_core(stream, core_class)) for name, core_class in CORES]
+    skipped = [] if core_module.COMPILED else [
+        {"name": COMPILED, "rate": None, "note": "missing: the extension is not built (pip install -e .)"}]
     for name, build in PEERS:
         try:
             make, feed, items = build(stream)
@@ -317,31 +329,51 @@ def main() -> None:
             skipped.append({"name": name, "rate": None, "note": f"skipped: {type(exc).__name__}: {exc}"})
     directory = Path(args.journal_dir) if args.journal_dir else Path(tempfile.mkdtemp(prefix="ingot-journal-"))
     try:
-        for batch in args.batch:
-            contenders.append((f"{ENGINE} + journal (batch {batch}, fsync)",
-                               *ingot_journaled(stream, batch, directory)))
+        for name, core_class in CORES:
+            for batch in args.batch:
+                contenders.append((f"{name} + journal (batch {batch}, fsync)",
+                                   *ingot_journaled(stream, batch, directory, core_class)))
+        load_before = os.getloadavg()
+        started = time.strftime("%H:%M:%S")
         results = measure_all(contenders, args.repeats)
+        load_after = os.getloadavg()
     finally:
         if not args.journal_dir:
             shutil.rmtree(directory, ignore_errors=True)
     journaled = [row for row in results if "+ journal" in row["name"]]
     results = [row for row in results if row not in journaled] + skipped + journaled
 
-    print(f"\n{'contender':50} {'orders/s':>10} {'(per CPU s)':>12} {'p50 µs':>8} {'p99 µs':>8}")
+    print(f"\n{'contender':58} {'orders/s':>10} {'(per CPU s)':>12} {'p50 µs':>8} {'p99 µs':>8}")
     for row in results:
         if row["rate"] is None:
-            print(f"{row['name']:50} {row['note']}")
+            print(f"{row['name']:58} {row['note']}")
         else:
-            print(f"{row['name']:50} {row['rate']:10,.0f} {row['cpu_rate']:12,.0f} {row['p50']:8.2f} "
+            print(f"{row['name']:58} {row['rate']:10,.0f} {row['cpu_rate']:12,.0f} {row['p50']:8.2f} "
                   f"{row['p99']:8.2f}")
-    core_rate = results[0]["rate"]
+    print(f"\nstarted {started}; load average (1, 5, 15 min) before {fmt_load(load_before)}, "
+          f"after {fmt_load(load_after)}; {os.cpu_count()} cpu(s)")
     peers = [row for row in results if row["rate"] is not None and not row["name"].startswith("ingot")]
-    if peers:
-        fastest = max(peers, key=lambda row: row["rate"])
-        print(f"\n{ENGINE} / fastest peer ({fastest['name']}): {core_rate / fastest['rate']:.2f}x  (goal >= 3x)")
-    print(f"{ENGINE}: {core_rate:,.0f} orders/s (goal >= 300,000)")
+    fastest = max(peers, key=lambda row: row["rate"]) if peers else None
+    for row in results:
+        if not row["name"].startswith("ingot") or row["rate"] is None or "+ journal" in row["name"]:
+            continue
+        print(f"{row['name']}: {row['rate']:,.0f} orders/s, {row['cpu_rate']:,.0f} per CPU s (goal >= 300,000)")
+        if fastest:
+            print(f"    / fastest peer ({fastest['name']}): {row['rate'] / fastest['rate']:.2f}x wall, "
+                  f"{row['cpu_rate'] / fastest['cpu_rate']:.2f}x per CPU s  (goal >= 3x)")
     for row in journaled:
-        print(f"{row['name']}: {row['rate']:,.0f} orders/s (goal >= 50,000)")
+        print(f"{row['name']}: {row['rate']:,.0f} orders/s, {row['cpu_rate']:,.0f} per CPU s (goal >= 50,000)")
+
+
+def fmt_load(load: tuple[float, float, float]) -> str:
+    return " ".join(f"{value:.2f}" for value in load)
+
+
+def final_hash(stream: Stream, core_class) -> str:
+    core = core_class()
+    for command in stream.setup + stream.commands:
+        core.apply(command)
+    return core.state_hash()
 
 
 if __name__ == "__main__":

@@ -191,19 +191,20 @@ def write_snapshot(directory: Path, core: MatchingCore) -> Path:
     return final
 
 
-def load_snapshot(path: Path) -> MatchingCore:
+def load_snapshot(path: Path, core_class: type[MatchingCore] = MatchingCore) -> MatchingCore:
     document = json.loads(path.read_bytes())
-    core = MatchingCore.from_state(document["state"])
+    core = core_class.from_state(document["state"])
     if core.state_hash() != document["sha256"]:
         raise JournalCorrupt(f"snapshot {path.name} does not reproduce its recorded state hash")
     return core
 
 
-def recover(directory: Path, *, repair: bool = True) -> Recovery:
-    """Newest snapshot plus every later journal record. With ``repair`` the torn tail of the last segment is cut."""
+def recover(directory: Path, *, repair: bool = True, core_class: type[MatchingCore] = MatchingCore) -> Recovery:
+    """Newest snapshot plus every later journal record. With ``repair`` the torn tail of the last segment is cut.
+    ``core_class`` is the core to rebuild (``ReferenceCore`` to run the pure-Python reference)."""
     directory = Path(directory)
     snapshots = _numbered(directory, _SNAPSHOT_PREFIX, ".json")
-    core = load_snapshot(snapshots[-1][1]) if snapshots else MatchingCore()
+    core = load_snapshot(snapshots[-1][1], core_class) if snapshots else core_class()
     snapshot_sequence = core.sequence
     segments = _numbered(directory, _SEGMENT_PREFIX, ".log")
     events: list = []
@@ -241,7 +242,8 @@ class JournaledEngine:
     holding it (or holding anything before it) is on disk. ``execute`` is submit-and-flush for one command.
     """
 
-    def __init__(self, directory: Path | str, *, batch_size: int = 256, fsync: bool = True):
+    def __init__(self, directory: Path | str, *, batch_size: int = 256, fsync: bool = True,
+                 core_class: type[MatchingCore] = MatchingCore):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.directory = Path(directory)
@@ -256,7 +258,7 @@ class JournaledEngine:
             raise JournalInUse(f"{self.directory} is held by another engine") from exc
         self.batch_size = batch_size
         self.fsync = fsync
-        self.recovery = recover(self.directory)
+        self.recovery = recover(self.directory, core_class=core_class)
         self.core = self.recovery.core
         segments = _numbered(self.directory, _SEGMENT_PREFIX, ".log")
         path = segments[-1][1] if segments else self._segment_path(self.core.sequence + 1)
