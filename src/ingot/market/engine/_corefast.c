@@ -447,11 +447,12 @@ static int finish(Ctx *ctx, PyObject *order, PyObject *sequence, PyObject *reaso
 {
     POOL(pool);
     put(order, &ORDER, OR_live, Py_False);
-    PyObject *order_id = G(order, ORDER, OR_order_id);
-    int listed = PyDict_Contains(ctx->orders, order_id);
-    CHECK(listed);
-    if (listed)
-        CHECK(PyDict_DelItem(ctx->orders, order_id));
+    /* self.orders.pop(order.order_id, None), in one lookup */
+#if PY_VERSION_HEX >= 0x030D0000
+    CHECK(PyDict_Pop(ctx->orders, G(order, ORDER, OR_order_id), NULL));
+#else
+    K(_PyDict_Pop(ctx->orders, G(order, ORDER, OR_order_id), Py_None));
+#endif
     PyObject *locked = G(order, ORDER, OR_locked_fen);
     if (TRUE_(locked)) {
         PyObject *member = member_of(ctx, G(order, ORDER, OR_member_id));
