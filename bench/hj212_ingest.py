@@ -4,8 +4,9 @@
 
 Part 1 (sink): 6-pollutant minute packets written by `write_batch` (COPY on PostgreSQL, executemany on SQLite), beside
 the named peer "ORM add_all" — the same rows as ORM objects, one flush per batch, the way a first version would.
-Part 2 (end to end): the receiver with the DB directory and sink on 127.0.0.1 in this process; N simulated devices in
-a second process (`multiprocessing`, fork), one TCP connection each, replaying the simulator's packets generated before
+Part 2 (end to end): the receiver with the DB directory and sink on 127.0.0.1 in this process, or with --workers N
+in N processes sharing the port through SO_REUSEPORT, each with its own sink (CPU and RSS are then their sums); the
+simulated devices in a process of their own (`multiprocessing`, fork), one TCP connection each, replaying the simulator's packets generated before
 the clock starts (so the generator's own simulation does not compete with the receiver for the 2 cores while measured)
 with --window packets in flight per device. Reported: packets/s stored (accepted raw packets in the database ÷ time
 from the fleet's start to the last batch committed), p99 answer latency (write → 9014 answer, measured by the
@@ -163,7 +164,68 @@ async def _serve(url: str, conn) -> dict:
             "machine_busy": (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1])}
 
 
-def _end_to_end(url: str, devices: int, seconds: float, packets: int, window: int) -> dict:
+def _worker_process(url: str, port: int, conn) -> None:
+    """One of --workers receiver processes: its own receiver (SO_REUSEPORT on the shared port) and sink."""
+    from ingot.monitoring.storage import ingest_pipeline
+
+    async def serve() -> dict:
+        loop = asyncio.get_running_loop()
+        async with ingest_pipeline(url, "127.0.0.1", port, reuse_port=True) as (server, sink, _port):
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            conn.send("listening")
+            await loop.run_in_executor(None, conn.recv)  # the fleet is done
+            await sink.flush()
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            return {"rejected": dict(server.stats.packets_rejected), "failures": sink.stats.failures,
+                    "connections": server.stats.connections_total,
+                    "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+    conn.send(asyncio.run(serve()))
+
+
+def _serve_workers(url: str, conn, workers: int, context) -> dict:
+    import socket
+    from collections import Counter
+
+    # Reserve a port: a bound socket that never listens takes no connections from the SO_REUSEPORT group.
+    placeholder = socket.socket()
+    placeholder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    placeholder.bind(("127.0.0.1", 0))
+    port = placeholder.getsockname()[1]
+    pipes, processes = [], []
+    for _ in range(workers):
+        ours, theirs = context.Pipe()
+        process = context.Process(target=_worker_process, args=(url, port, theirs))
+        process.start()
+        pipes.append(ours)
+        processes.append(process)
+    for pipe in pipes:
+        assert pipe.recv() == "listening"
+    placeholder.close()
+    busy_before = _machine_busy()
+    started = time.perf_counter()
+    conn.send(port)
+    fleet = conn.recv()
+    for pipe in pipes:
+        pipe.send("flush")
+    reports = [pipe.recv() for pipe in pipes]
+    elapsed = time.perf_counter() - started
+    busy_after = _machine_busy()
+    for process in processes:
+        process.join(30)
+    rejected = Counter()
+    for report in reports:
+        rejected.update(report["rejected"])
+    return {"fleet": fleet, "seconds": elapsed, "rejected": dict(rejected),
+            "failures": sum(report["failures"] for report in reports),
+            "cpu_s": sum(report["cpu_s"] for report in reports),
+            "connections": [report["connections"] for report in reports],
+            "peak_rss_mb": sum(report["peak_rss_mb"] for report in reports),
+            "machine_busy": (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1])}
+
+
+def _end_to_end(url: str, devices: int, seconds: float, packets: int, window: int, workers: int = 1) -> dict:
     import multiprocessing
 
     points = make_points(url, devices)
@@ -175,7 +237,10 @@ def _end_to_end(url: str, devices: int, seconds: float, packets: int, window: in
     fleet.start()
     generated = ours.recv()
     try:
-        figures = asyncio.run(_serve(url, ours))
+        if workers > 1:
+            figures = _serve_workers(url, ours, workers, context)
+        else:
+            figures = asyncio.run(_serve(url, ours))
     finally:
         fleet.join(30)
     with session_factory(url)() as session:
@@ -188,10 +253,11 @@ def _end_to_end(url: str, devices: int, seconds: float, packets: int, window: in
         "cpu_s": figures["cpu_s"],
         "fleet_cpu_s": figures["fleet"]["cpu_s"],
         "machine_busy": figures["machine_busy"],
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": figures.get("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "seconds": figures["seconds"],
         "rejected": figures["rejected"],
         "failures": figures["failures"],
+        "connections": figures.get("connections"),
     }
 
 
@@ -218,6 +284,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backends", nargs="*", default=["SQLite", "PostgreSQL"], help="SQLite and/or PostgreSQL")
     parser.add_argument("--e2e-packets", type=int, default=300_000, help="packets the fleet generates per run")
     parser.add_argument("--window", type=int, default=8, help="packets in flight per device")
+    parser.add_argument("--workers", type=int, nargs="*", default=[1],
+                        help="receiver processes sharing the port (SO_REUSEPORT), each with its own sink; "
+                             "1 = the receiver in this process")
     options = parser.parse_args(argv)
     backends = [("SQLite", f"sqlite:///{options.sqlite}")] + ([("PostgreSQL", options.postgres)] if options.postgres else [])
     backends = [(name, url) for name, url in backends if name in options.backends]
@@ -239,23 +308,26 @@ def main(argv: list[str] | None = None) -> None:
     if missing:
         print(f"\nPart 2 skipped: not in this build: {', '.join(missing)}")
         return
-    print(f"\nPart 2 — end to end over loopback: the receiver and the batched sink in this process; the fleet in a "
-          f"second process replaying simulator packets generated before the clock, {options.window} in flight per "
-          f"device, up to {options.seconds:.0f} s per run")
-    print(f"{'backend':<12} {'devices':>7} {'stored':>9} {'packets/s':>10} {'p99 ms':>8} {'recv CPU s':>10} "
-          f"{'fleet CPU s':>11} {'machine busy':>12} {'peak RSS MB':>12}")
+    print(f"\nPart 2 — end to end over loopback: the receiver and the batched sink in this process (workers = 1) or "
+          f"in N processes sharing the port; the fleet in a process of its own replaying simulator packets generated "
+          f"before the clock, {options.window} in flight per device, up to {options.seconds:.0f} s per run")
+    print(f"{'backend':<12} {'workers':>7} {'devices':>7} {'stored':>9} {'packets/s':>10} {'p99 ms':>8} "
+          f"{'recv CPU s':>10} {'fleet CPU s':>11} {'machine busy':>12} {'peak RSS MB':>12} {'load':>6}")
     for backend, url in backends:
-        for devices in options.devices:
-            url = fresh_database(url)
-            figures = _end_to_end(url, devices, options.seconds, options.e2e_packets, options.window)
-            dispose_engines()
-            p99 = "—" if figures["p99_ms"] is None else f"{figures['p99_ms']:.1f}"
-            print(f"{backend:<12} {devices:>7} {figures['stored']:>9} {figures['packets_per_s']:>10,.0f} {p99:>8} "
-                  f"{figures['cpu_s']:>10.1f} {figures['fleet_cpu_s']:>11.1f} {figures['machine_busy']:>11.0%} "
-                  f"{figures['peak_rss_mb']:>12.0f}"
-                  + (f"  rejected {figures['rejected']}" if figures["rejected"] else "")
-                  + (f"  failed batches {figures['failures']}" if figures["failures"] else ""))
-            sys.stdout.flush()
+        for workers in options.workers:
+            for devices in options.devices:
+                url = fresh_database(url)
+                figures = _end_to_end(url, devices, options.seconds, options.e2e_packets, options.window, workers)
+                dispose_engines()
+                p99 = "—" if figures["p99_ms"] is None else f"{figures['p99_ms']:.1f}"
+                print(f"{backend:<12} {workers:>7} {devices:>7} {figures['stored']:>9} {figures['packets_per_s']:>10,.0f} "
+                      f"{p99:>8} {figures['cpu_s']:>10.1f} {figures['fleet_cpu_s']:>11.1f} "
+                      f"{figures['machine_busy']:>11.0%} {figures['peak_rss_mb']:>12.0f} {os.getloadavg()[0]:>6.2f}"
+                      + (f"  rejected {figures['rejected']}" if figures["rejected"] else "")
+                      + (f"  failed batches {figures['failures']}" if figures["failures"] else "")
+                      + (f"  connections per worker {figures['connections']}" if figures.get("connections") else ""))
+                sys.stdout.flush()
+    sys.stdout.flush()
     sys.stdout.flush()
 
 

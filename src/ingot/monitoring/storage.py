@@ -610,7 +610,7 @@ def apply_retention(session: Session, days: int, *, now: datetime | None = None,
 
 @asynccontextmanager
 async def ingest_pipeline(url: str | None, host: str, port: int, *, batch_size: int = 5000,
-                          max_delay: float = 0.2) -> AsyncIterator[tuple[object, DbPacketSink, int]]:
+                          max_delay: float = 0.2, reuse_port: bool = False) -> AsyncIterator[tuple[object, DbPacketSink, int]]:
     """The HJ 212 receiver bound to (host, port) with the DB device directory and the batched DB sink.
 
     Yields (server, sink, bound port); on exit the server stops and every queued record is written.
@@ -619,7 +619,7 @@ async def ingest_pipeline(url: str | None, host: str, port: int, *, batch_size: 
     await directory.refresh()
     sink = DbPacketSink(url, batch_size=batch_size, max_delay=max_delay)
     await sink.start()
-    server, bound_port = await _open_receiver(directory, sink, host, port)
+    server, bound_port = await _open_receiver(directory, sink, host, port, reuse_port)
     try:
         yield server, sink, bound_port
     finally:
@@ -627,14 +627,15 @@ async def ingest_pipeline(url: str | None, host: str, port: int, *, batch_size: 
         await sink.close()
 
 
-async def _open_receiver(directory: DbDeviceDirectory, sink: DbPacketSink, host: str, port: int) -> tuple[object, int]:
+async def _open_receiver(directory: DbDeviceDirectory, sink: DbPacketSink, host: str, port: int,
+                         reuse_port: bool = False) -> tuple[object, int]:
     """Start the HJ 212 receiver core (ingot.monitoring.receiver) with our directory and sink."""
     try:
         from ingot.monitoring.receiver import ReceiverServer
     except ImportError as missing:
         raise RuntimeError("the HJ 212 receiver (ingot.monitoring.receiver) is not part of this build") from missing
     server = ReceiverServer(directory, sink)
-    await server.start(host, port)
+    await server.start(host, port, reuse_port=reuse_port)
     return server, server.port
 
 
