@@ -7,6 +7,7 @@ older than what the transaction itself could read, and changes the transaction m
 """
 from __future__ import annotations
 
+from sqlalchemy import bindparam, inspect as sa_inspect, select
 from sqlalchemy.orm import Session
 
 from ingot.market.models import Product, Receipt, TradingAccount
@@ -36,10 +37,25 @@ def keep(session: Session, row):
     return row
 
 
+_BY_ID: dict = {}
+
+
+def _by_id(model):
+    """`SELECT ... WHERE id = :ident` for `model`, built once (`Session.get` builds and keys a new statement on each
+    load, which cost more than running it)."""
+    statement = _BY_ID.get(model)
+    if statement is None:
+        statement = _BY_ID[model] = select(model).where(model.__mapper__.primary_key[0] == bindparam("ident"))
+    return statement
+
+
 def get(session: Session, model, ident):
+    """The row of `model` with primary key `ident` (or None), as `Session.get` would give it."""
     row = held(session).get((model, ident))
     if row is None:
-        row = session.get(model, ident)
+        row = session.identity_map.get(session.identity_key(model, ident))
+        if row is None or sa_inspect(row).expired_attributes:
+            row = session.scalars(_by_id(model), {"ident": ident}).first()
         if row is not None:
             keep(session, row)
     return row
