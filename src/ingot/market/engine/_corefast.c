@@ -60,6 +60,10 @@ static const char *NEWORDER_F[] = {"key", "at_us", "member_id", "product_id", "s
                                    "order_type", "tif", "receipt_ids", NULL};
 enum { CO_key, CO_at_us, CO_member_id, CO_order_id, CO_N };
 static const char *CANCEL_F[] = {"key", "at_us", "member_id", "order_id", NULL};
+enum { MC_products, MC_members, MC_receipts, MC_orders, MC_acks, MC_sequence, MC_trade_count, MC_centre_fees_fen,
+       MC_N };
+static const char *CORE_F[] = {"products", "members", "receipts", "orders", "acks", "sequence", "trade_count",
+                               "centre_fees_fen", NULL};
 enum { OC_ack, OC_events, OC_fresh, OC_N };
 static const char *OUTCOME_F[] = {"ack", "events", "fresh", NULL};
 /* Events: fields in their dataclass order, which is the order the values are passed to make(). */
@@ -74,7 +78,7 @@ static const char *DELIVERY_F[] = {"receipt_id", "weight_grams", "lots", NULL};
 static const char *SPLIT_F[] = {"sequence", "parent_id", "delivered_id", "delivered_grams", "delivered_lots",
                                 "remainder_id", "remainder_grams", "remainder_lots", NULL};
 
-static Cls ORDER, LEVEL, BOOK, MEMBER, RECEIPT, PRODUCT, FEE, NEWORDER, CANCEL, OUTCOME, ACCEPTED, CANCELLED, TRADE,
+static Cls CORE, ORDER, LEVEL, BOOK, MEMBER, RECEIPT, PRODUCT, FEE, NEWORDER, CANCEL, OUTCOME, ACCEPTED, CANCELLED, TRADE,
     SETTLE, DELIVERY, SPLIT;
 static PyTypeObject *ACK_TYPE, *DEQUE_TYPE, *REJECTION_TYPE, *CORE_TYPE;
 static PyObject *REFERENCE_APPLY, *APPLY_FUNCTION;
@@ -308,43 +312,27 @@ error:
 /* ---------------------------------------------------------------- one call's context */
 
 typedef struct {
-    PyObject *core;   /* the core's instance __dict__: its attributes, read and written without attribute lookup */
+    PyObject *core;
     PyObject *members, *products, *receipts, *orders; /* borrowed from the core for the call */
     PyObject *trade_count, *centre_fees;              /* owned; written back to the core at the end */
     PyObject *events;
 } Ctx;
 
-/* A new reference to the core attribute ``name``. */
-static PyObject *attribute(PyObject *dict, PyObject *name)
+/* A new reference to one of the core's attributes. */
+static inline PyObject *attribute(PyObject *core, int field)
 {
-    PyObject *value = PyDict_GetItemWithError(dict, name);
-    if (!value) {
-        if (!PyErr_Occurred())
-            PyErr_SetObject(PyExc_AttributeError, name);
-        return NULL;
-    }
-    return Py_NewRef(value);
+    PyObject *value = get(core, &CORE, field);
+    return value ? Py_NewRef(value) : NULL;
 }
 
-static int ctx_open(Ctx *ctx, PyObject *dict)
+static int ctx_open(Ctx *ctx, PyObject *core)
 {
-    ctx->core = dict;
+    ctx->core = core;
     ctx->trade_count = ctx->centre_fees = NULL;
     ctx->events = NULL;
-    PyObject *found[4];
-    PyObject *names[4] = {S_members, S_products, S_receipts, S_orders};
-    for (int index = 0; index < 4; index++) {
-        found[index] = PyDict_GetItemWithError(dict, names[index]);
-        if (!found[index]) {
-            if (!PyErr_Occurred())
-                PyErr_SetObject(PyExc_AttributeError, names[index]);
-            return -1;
-        }
-    }
-    ctx->members = found[0];
-    ctx->products = found[1];
-    ctx->receipts = found[2];
-    ctx->orders = found[3];
+    if (!(ctx->members = get(core, &CORE, MC_members)) || !(ctx->products = get(core, &CORE, MC_products)) ||
+        !(ctx->receipts = get(core, &CORE, MC_receipts)) || !(ctx->orders = get(core, &CORE, MC_orders)))
+        return -1;
     if (!PyDict_CheckExact(ctx->members) || !PyDict_CheckExact(ctx->products) ||
         !PyDict_CheckExact(ctx->receipts) || !PyDict_CheckExact(ctx->orders))
         return 1;
@@ -353,10 +341,10 @@ static int ctx_open(Ctx *ctx, PyObject *dict)
 
 static int ctx_load_counters(Ctx *ctx)
 {
-    ctx->trade_count = attribute(ctx->core, S_trade_count);
+    ctx->trade_count = attribute(ctx->core, MC_trade_count);
     if (!ctx->trade_count)
         return -1;
-    ctx->centre_fees = attribute(ctx->core, S_centre_fees_fen);
+    ctx->centre_fees = attribute(ctx->core, MC_centre_fees_fen);
     return ctx->centre_fees ? 0 : -1;
 }
 
@@ -364,9 +352,9 @@ static int ctx_store_counters(Ctx *ctx)
 {
     if (!ctx->trade_count)
         return 0; /* nothing traded */
-    if (PyDict_SetItem(ctx->core, S_trade_count, ctx->trade_count) < 0)
-        return -1;
-    return PyDict_SetItem(ctx->core, S_centre_fees_fen, ctx->centre_fees);
+    put(ctx->core, &CORE, MC_trade_count, ctx->trade_count);
+    put(ctx->core, &CORE, MC_centre_fees_fen, ctx->centre_fees);
+    return 0;
 }
 
 static void ctx_close(Ctx *ctx)
@@ -861,9 +849,8 @@ static PyObject *new_order(Ctx *ctx, PyObject *command, PyObject *ident)
     }
 
     /* Accepted: from here on the state changes. */
-    PyObject *sequence = K(attribute(ctx->core, S_sequence));
-    sequence = ADD(sequence, V_one);
-    CHECK(PyDict_SetItem(ctx->core, S_sequence, sequence));
+    PyObject *sequence = ADD(G(ctx->core, CORE, MC_sequence), V_one);
+    put(ctx->core, &CORE, MC_sequence, sequence);
     ctx->events = PyList_New(0);
     if (!ctx->events)
         goto error;
@@ -975,9 +962,8 @@ static PyObject *cancel_order(Ctx *ctx, PyObject *command)
     }
     PyObject *side = G(order, ORDER, OR_side);
 
-    PyObject *sequence = K(attribute(ctx->core, S_sequence));
-    sequence = ADD(sequence, V_one);
-    CHECK(PyDict_SetItem(ctx->core, S_sequence, sequence));
+    PyObject *sequence = ADD(G(ctx->core, CORE, MC_sequence), V_one);
+    put(ctx->core, &CORE, MC_sequence, sequence);
     ctx->events = PyList_New(0);
     if (!ctx->events)
         goto error;
@@ -1006,16 +992,11 @@ static PyObject *fast_apply(PyObject *core, PyObject *command)
     PyObject *member_id = is_new ? SLOT(command, NEWORDER, NO_member_id) : SLOT(command, CANCEL, CO_member_id);
     if (!key || !member_id || !PyUnicode_CheckExact(key) || !PyUnicode_CheckExact(member_id))
         Py_RETURN_NONE;
-    PyObject *dict = PyObject_GenericGetDict(core, NULL);
-    if (!dict)
-        return NULL;
     PyObject *result = NULL, *ident = NULL;
-    PyObject *acks = PyDict_GetItemWithError(dict, S_acks);
-    if (!acks) {
-        if (!PyErr_Occurred())
-            PyErr_SetObject(PyExc_AttributeError, S_acks);
-        goto out;
-    }
+    PyObject *acks = get(core, &CORE, MC_acks);
+    if (!acks)
+        return NULL;
+    Py_INCREF(acks);
     if (!PyDict_CheckExact(acks)) {
         result = Py_NewRef(Py_None);
         goto out;
@@ -1035,7 +1016,7 @@ static PyObject *fast_apply(PyObject *core, PyObject *command)
     if (PyErr_Occurred())
         goto out;
     Ctx ctx;
-    int opened = ctx_open(&ctx, dict);
+    int opened = ctx_open(&ctx, core);
     if (opened < 0)
         goto out;
     if (opened > 0) {
@@ -1050,7 +1031,7 @@ static PyObject *fast_apply(PyObject *core, PyObject *command)
     }
 out:
     Py_XDECREF(ident);
-    Py_DECREF(dict);
+    Py_DECREF(acks);
     return result;
 }
 
@@ -1168,6 +1149,8 @@ static PyObject *configure(PyObject *module, PyObject *classes)
         PyErr_SetString(PyExc_TypeError, "configure: Core (the class) and reference_apply are needed");
         return NULL;
     }
+    if (load_class(&CORE, core, CORE_F) < 0)
+        return NULL;
     CORE_TYPE = (PyTypeObject *)Py_NewRef(core);
     REFERENCE_APPLY = Py_NewRef(reference);
     ACK_TYPE = (PyTypeObject *)Py_NewRef(ack);

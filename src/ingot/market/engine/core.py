@@ -270,6 +270,10 @@ def _positive_int(value) -> bool:
 class ReferenceCore:
     """All products of one trading centre, processed one command at a time."""
 
+    # Slots, so that the compiled core reads and writes these at fixed offsets rather than through a dict.
+    __slots__ = ("products", "members", "receipts", "orders", "acks", "sequence", "trade_count", "centre_fees_fen",
+                 "deposited_fen", "withdrawn_fen", "grams_registered", "grams_out", "_handlers")
+
     def __init__(self) -> None:
         self.products: dict[str, Product] = {}
         self.members: dict[str, Member] = {}
@@ -1148,6 +1152,8 @@ class ReferenceCore:
 class CompiledCore(ReferenceCore):
     """The reference core with new orders and cancels run in C (_corefast.c) on the same state; ``apply`` is set
     below, when the extension is there."""
+
+    __slots__ = ()
 
 
 def _load_compiled():
