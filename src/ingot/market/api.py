@@ -599,3 +599,20 @@ async def stream(request: Request, after: int | None = Query(None, ge=0, le=ID_M
             await asyncio.sleep(poll_seconds)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+# Members' order traffic is most of what the server answers, and FastAPI tries routes in order: every other
+# context's routes, and the market's own above, were tried on each order first (a measurable share of an order's CPU).
+HOT_PATHS = ("/api/market/orders", "/api/market/orders/{order_id}/cancel", "/api/market/orders/{order_id}/amend")
+
+
+def mount(app) -> None:
+    """Try the market's API first, and in it the order endpoints. No other router serves paths under /api/market
+    and these paths overlap no other market route, so only the time to find them changes."""
+    hot = [route for route in router.routes if getattr(route, "path", None) in HOT_PATHS]
+    router.routes[:] = hot + [route for route in router.routes if route not in hot]
+    routes = app.router.routes
+    ours = [index for index, route in enumerate(routes) if getattr(route, "original_router", None) is router]
+    included = [index for index, route in enumerate(routes) if hasattr(route, "original_router")]
+    if ours and included:
+        routes.insert(included[0], routes.pop(ours[0]))
