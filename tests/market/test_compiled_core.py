@@ -159,13 +159,18 @@ class Pair:
         self.reference = ReferenceCore()
         self.compiled = CompiledCore()
         self.order_ids: list[tuple[int, str]] = []  # (order id, member) of orders that were accepted
-        self.operator_keys = 0
+        self.taken_by_c = 0
         for command in setup():
             assert self.apply(command).ack.accepted
 
     def apply(self, command) -> Outcome:
         expected = self.reference.apply(command)
-        got = self.compiled.apply(command)
+        # CompiledCore.apply is fast_apply with the reference behind it; calling the two apart counts what C took.
+        got = core_module._compiled.fast_apply(self.compiled, command)
+        if got is None:
+            got = ReferenceCore.apply(self.compiled, command)
+        else:
+            self.taken_by_c += 1
         assert type(got) is Outcome and type(got.ack) is Ack
         assert got.ack == expected.ack, command
         assert got.fresh is expected.fresh, command
@@ -210,6 +215,7 @@ def test_dense_order_streams_agree(seed):
     pair = Pair()
     pair.run(random.Random(seed), 600, orders_only=True, check_every=100)
     pair.check()
+    assert pair.taken_by_c >= 100  # most accepted orders are the C path's; refusals and FOK are the reference's
 
 
 def test_seeded_long_stream_agrees():
@@ -225,12 +231,33 @@ def test_seeded_long_stream_agrees():
     for command in stream.setup:
         reference.apply(command)
         compiled.apply(command)
+    # fast_apply is the C path alone (None where it would hand over to the reference): this stream is nothing but
+    # GTC limits, IOC markets and cancels, so C must take every command -- else the comparison proves nothing.
+    fast_apply = core_module._compiled.fast_apply
     for command in stream.commands:
-        expected, got = reference.apply(command), compiled.apply(command)
+        expected, got = reference.apply(command), fast_apply(compiled, command)
+        assert got is not None, command
         assert (got.ack, got.events, got.fresh) == (expected.ack, expected.events, expected.fresh), command
     assert compiled.trade_count == reference.trade_count > 5_000
     assert compiled.state_hash() == reference.state_hash()
     compiled.check_invariants()
+
+
+def test_the_c_path_takes_orders_and_cancels_and_declines_the_rest():
+    pair = Pair()
+    fast_apply = core_module._compiled.fast_apply
+    rest = fast_apply(pair.compiled, c.NewOrder("a", T0, "M1", "CU", c.BUY, 3, 70_000, tif=c.GTC))
+    sell = fast_apply(pair.compiled, c.NewOrder("b", T0, "M2", "CU", c.SELL, 2, 70_000, receipt_ids=("M2-CU-1",)))
+    cancel = fast_apply(pair.compiled, c.CancelOrder("c", T0, "M1", rest.ack.order_id))
+    assert rest.ack.status == "resting" and sell.ack.trade_ids == (1,) and cancel.ack.status == "cancelled"
+    # FOK, amendments, operator commands and refusals other than an unknown order: the reference's, untouched
+    before = pair.compiled.state_hash()
+    for command in (c.NewOrder("d", T0, "M1", "CU", c.BUY, 3, 70_000, tif=c.FOK),
+                    c.NewOrder("e", T0, "M1", "CU", c.BUY, 3, 70_005),
+                    c.AmendOrder("f", T0, "M1", rest.ack.order_id, 1, 70_000),
+                    c.DepositCash("g", T0, "M1", 5)):
+        assert fast_apply(pair.compiled, command) is None, command
+    assert pair.compiled.state_hash() == before
 
 
 def test_duplicate_answers_the_same_ack_object():
@@ -245,15 +272,15 @@ def test_duplicate_answers_the_same_ack_object():
 def test_refusal_leaves_compiled_state_untouched():
     pair = Pair()
     before = pair.compiled.state_hash()
-    refused = pair.compiled.apply(c.NewOrder("big", T0, "M1", "CU", c.BUY, 40, 77_000))  # within band, cash ok
-    assert refused.ack.accepted
-    pair.compiled.apply(c.CancelOrder("undo", T0, "M1", refused.ack.order_id))
+    placed = pair.compiled.apply(c.NewOrder("big", T0, "M1", "CU", c.BUY, 40, 77_000))
+    assert placed.ack.accepted
+    pair.compiled.apply(c.CancelOrder("undo", T0, "M1", placed.ack.order_id))
     after_cancel = pair.compiled.state_hash()
     assert after_cancel != before  # sequence and acks moved
     for command in (c.NewOrder("r1", T0, "M1", "CU", c.SELL, 5, 70_000, receipt_ids=("M2-CU-1",)),
                     c.NewOrder("r2", T0, "M1", "CU", c.BUY, 5, 70_001),
                     c.CancelOrder("r3", T0, "M1", 10**9),
-                    c.CancelOrder("r4", T0, "M2", refused.ack.order_id)):
+                    c.CancelOrder("r4", T0, "M2", placed.ack.order_id)):
         outcome = pair.compiled.apply(command)
         assert not outcome.ack.accepted and not outcome.fresh
     assert pair.compiled.state_hash() == after_cancel
