@@ -1,14 +1,15 @@
 """HJ 212 ingest into the database: the batched sink alone, and end to end over loopback.
 
     python bench/hj212_ingest.py [--sqlite PATH] [--postgres URL] [--devices 1000 5000] [--seconds 20] [--packets 20000]
+                                 [--workers 1 2] [--skip-sink] [--backends SQLite PostgreSQL]
 
 Part 1 (sink): 6-pollutant minute packets written by `write_batch` (COPY on PostgreSQL, executemany on SQLite), beside
 the named peer "ORM add_all" — the same rows as ORM objects, one flush per batch, the way a first version would.
 Part 2 (end to end): the receiver with the DB directory and sink on 127.0.0.1 in this process, or with --workers N
 in N processes sharing the port through SO_REUSEPORT, each with its own sink (CPU and RSS are then their sums); the
-simulated devices in a process of their own (`multiprocessing`, fork), one TCP connection each, replaying the simulator's packets generated before
-the clock starts (so the generator's own simulation does not compete with the receiver for the 2 cores while measured)
-with --window packets in flight per device. Reported: packets/s stored (accepted raw packets in the database ÷ time
+simulated devices in a process of their own (`multiprocessing`, fork), one TCP connection each, replaying the
+simulator's packets generated before the clock starts (so the generator's own simulation does not compete with the
+receiver for the 2 cores while measured) with --window packets in flight per device. Reported: packets/s stored (accepted raw packets in the database ÷ time
 from the fleet's start to the last batch committed), p99 answer latency (write → 9014 answer, measured by the
 devices), CPU seconds of the receiver process and of the fleet process, the machine's busy share over the run (both
 cores, PostgreSQL included, and whatever else runs), and the receiver process's peak RSS.
@@ -320,8 +321,8 @@ def main(argv: list[str] | None = None) -> None:
                 figures = _end_to_end(url, devices, options.seconds, options.e2e_packets, options.window, workers)
                 dispose_engines()
                 p99 = "—" if figures["p99_ms"] is None else f"{figures['p99_ms']:.1f}"
-                print(f"{backend:<12} {workers:>7} {devices:>7} {figures['stored']:>9} {figures['packets_per_s']:>10,.0f} "
-                      f"{p99:>8} {figures['cpu_s']:>10.1f} {figures['fleet_cpu_s']:>11.1f} "
+                print(f"{backend:<12} {workers:>7} {devices:>7} {figures['stored']:>9} "
+                      f"{figures['packets_per_s']:>10,.0f} {p99:>8} {figures['cpu_s']:>10.1f} {figures['fleet_cpu_s']:>11.1f} "
                       f"{figures['machine_busy']:>11.0%} {figures['peak_rss_mb']:>12.0f} {os.getloadavg()[0]:>6.2f}"
                       + (f"  rejected {figures['rejected']}" if figures["rejected"] else "")
                       + (f"  failed batches {figures['failures']}" if figures["failures"] else "")

@@ -502,7 +502,10 @@ class ReceiverServer:
     def _answer_bytes(packet: Packet) -> bytes:
         cn = "9013" if packet.cn in DEVICE_NOTIFICATIONS else "9014"
         qn = f"QN={packet.qn};" if packet.qn is not None else ""
-        return frame(f"{qn}ST=91;CN={cn};PW={packet.pw};MN={packet.mn};Flag={_ANSWER_FLAG.get(packet.version) or flag_for(version=packet.version)};CP=&&&&")
+        flag = _ANSWER_FLAG.get(packet.version)
+        if flag is None:
+            flag = flag_for(version=packet.version)
+        return frame(f"{qn}ST=91;CN={cn};PW={packet.pw};MN={packet.mn};Flag={flag};CP=&&&&")
 
     async def _answer(self, connection: _Connection, packet: Packet) -> None:
         await self._write(connection, self._answer_bytes(packet))

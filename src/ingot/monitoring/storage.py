@@ -610,10 +610,12 @@ def apply_retention(session: Session, days: int, *, now: datetime | None = None,
 
 @asynccontextmanager
 async def ingest_pipeline(url: str | None, host: str, port: int, *, batch_size: int = 5000,
-                          max_delay: float = 0.2, reuse_port: bool = False) -> AsyncIterator[tuple[object, DbPacketSink, int]]:
+                          max_delay: float = 0.2, reuse_port: bool = False
+                          ) -> AsyncIterator[tuple[object, DbPacketSink, int]]:
     """The HJ 212 receiver bound to (host, port) with the DB device directory and the batched DB sink.
 
-    Yields (server, sink, bound port); on exit the server stops and every queued record is written.
+    Yields (server, sink, bound port); on exit the server stops and every queued record is written. With
+    `reuse_port`, several processes can each run a pipeline on the same port (SO_REUSEPORT).
     """
     directory = DbDeviceDirectory(url)
     await directory.refresh()
