@@ -195,9 +195,9 @@ class Pair:
 
     def check(self) -> None:
         assert self.compiled.state_hash() == self.reference.state_hash()
-        # Equal verdicts rather than none: a CLOSE straight from the call auction leaves the reference's book
-        # crossed at rest (GTC orders entered in the call are never uncrossed), and the compiled core must agree.
-        assert invariant_verdict(self.compiled) == invariant_verdict(self.reference)
+        # Both hold every invariant (a CLOSE straight from the call auction uncrosses first, so nothing rests crossed).
+        assert invariant_verdict(self.reference) is None
+        assert invariant_verdict(self.compiled) is None
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -269,6 +269,25 @@ def test_uncross_executes_at_one_price_and_leaves_book_uncrossed():
     core.check_invariants()
 
 
+def test_close_during_the_call_auction_uncrosses_first_so_gtc_orders_never_rest_crossed():
+    core = auction_core()
+    gtc_buy = buy(core, "M1", 3, P + TICK, tif=c.GTC).ack.order_id
+    buy(core, "M3", 2, P + TICK)
+    sell(core, "M2", 4, P, tif=c.GTC)
+    outcome = core.apply(c.SessionControl(key(), T0, PRODUCT, c.CLOSE))
+    assert outcome.ack.accepted and core.products[PRODUCT].phase == "closed"
+    assert sum(t.lots for t in trades(outcome)) == 4 and outcome.ack.trade_ids
+    assert len({t.price_fen for t in trades(outcome)}) == 1
+    # The DAY buy's unfilled lot expires; the GTC buy's filled part traded, its rest (if any) rests uncrossed.
+    assert all(order.tif == c.GTC for order in core.orders.values())
+    assert core.best_ask(PRODUCT) == 0 or core.best_bid(PRODUCT) < core.best_ask(PRODUCT)
+    assert gtc_buy not in core.orders or core.orders[gtc_buy].open_lots < 3
+    core.check_invariants()
+    # The next day opens on an uncrossed book.
+    assert core.apply(c.SessionControl(key(), T0, PRODUCT, c.CONTINUOUS)).ack.accepted
+    core.check_invariants()
+
+
 def test_uncross_self_match_cancels_the_later_order():
     core = auction_core()
     early = sell(core, "M1", 3, P).ack.order_id

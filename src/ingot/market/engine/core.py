@@ -476,6 +476,10 @@ class ReferenceCore:
         if command.action == c.UNCROSS:
             self._uncross(product, sequence, command.at_us, events, trade_ids)
         elif command.action == c.CLOSE:
+            # A call auction closed before its uncross is concluded by it: otherwise its crossed orders that
+            # outlive the day (GTC) would rest crossed into the next session.
+            if product.phase == PHASE_AUCTION:
+                self._uncross(product, sequence, command.at_us, events, trade_ids)
             expiring = sorted(
                 (order for order in self.orders.values()
                  if order.product_id == product.product_id and order.tif == c.DAY),
