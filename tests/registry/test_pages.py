@@ -281,7 +281,7 @@ def test_the_language_switch_keeps_the_filters_sort_and_page(log_in, world):
 def test_refusals_outside_the_registry_are_pages_for_browsers_and_json_for_the_api(log_in, world):
     client = log_in("yunnan")
     for path, status, shown in (("/monitoring/points/abc", 422, "point_id"), ("/no-such-page", 404, "未找到"),
-                                ("/policy/provisions/no-such-rule", 422, "no-such-rule")):
+                                ("/policy/provisions/no-such-rule", 404, "no-such-rule")):
         response = client.get(path, headers=HTML)
         assert response.status_code == status, path
         assert response.headers["content-type"].startswith("text/html"), path
