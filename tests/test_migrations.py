@@ -52,3 +52,12 @@ def test_audit_log_triggers_refuse_rewrites(db_url, statement):
     with engine.connect() as connection:
         assert connection.execute(text("SELECT action FROM audit_log")).scalars().all() == ["create"]
     engine.dispose()
+
+
+def test_audit_log_is_indexed_by_record(db_url):
+    """A record's audit history is read by (entity, entity_id); the index keeps that read from growing with the log."""
+    engine = create_engine(normalise_url(db_url))
+    with engine.connect() as connection:
+        indexes = {index["name"]: index["column_names"] for index in inspect(connection).get_indexes("audit_log")}
+    engine.dispose()
+    assert indexes.get("ix_audit_log_entity_record") == ["entity", "entity_id"]

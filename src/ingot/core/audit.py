@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 
-from sqlalchemy import Integer, String, event, select
+from sqlalchemy import Index, Integer, String, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ingot.core.auth import REGULATOR, Principal, division_prefix
@@ -20,6 +20,7 @@ from ingot.core.timeutil import utcnow
 
 class AuditEntry(Base):
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_entity_record", "entity", "entity_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
