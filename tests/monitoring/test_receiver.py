@@ -258,7 +258,13 @@ def test_simulator_is_deterministic_with_a_seed():
     assert [first.packets_for_tick() for _ in range(30)] == [second.packets_for_tick() for _ in range(30)]
 
 
-def test_simulate_command_against_a_receiver_in_another_thread():
+@pytest.mark.parametrize("start, per_device", [
+    # three simulated minutes inside one hour: a real-time and a minute packet each
+    ("2026-06-01T10:20:00", 3 * 2),
+    # the third minute closes the hour (10:58 → 11:00, Beijing time): its hourly packet comes too
+    ("2026-06-01T10:57:00", 3 * 2 + 1),
+])
+def test_simulate_command_against_a_receiver_in_another_thread(start, per_device):
     import json
     import threading
 
@@ -275,15 +281,25 @@ def test_simulate_command_against_a_receiver_in_another_thread():
     thread.start()
     try:
         result = CliRunner().invoke(app, ["--devices", "3", "--port", str(server.port), "--seconds", "30",
-                                          "--interval", "0", "--ticks", "3", "--password", "654321", "--seed", "1"])
+                                          "--interval", "0", "--ticks", "3", "--password", "654321", "--seed", "1",
+                                          "--start", start])
     finally:
         asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["devices"] == 3 and report["packets_sent"] == 3 * 3 * 2 and report["answers"] == 18
+    assert report["devices"] == 3 and report["packets_sent"] == 3 * per_device and report["answers"] == 3 * per_device
     assert {r.packet.mn for r in sink.accepted} == set(mns)
+
+
+def test_simulate_refuses_a_start_that_is_not_a_time():
+    from typer.testing import CliRunner
+
+    from ingot.monitoring.simulator import app
+
+    result = CliRunner().invoke(app, ["--devices", "1", "--port", "1", "--ticks", "1", "--start", "yesterday"])
+    assert result.exit_code != 0 and "--start" in result.output and "ISO 8601" in result.output
 
 
 def test_random_bytes_on_one_connection_do_not_disturb_another():

@@ -467,6 +467,18 @@ async def replay_fleet(host: str, port: int, streams: dict[str, list[bytes]], *,
     return report
 
 
+def _clock_start(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"不是 ISO 8601 时间：{text!r} / not an ISO 8601 time: {text!r}", param_hint="--start") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=SHANGHAI)
+    return moment.astimezone(timezone.utc)
+
+
 app = typer.Typer(help="HJ 212 CEMS 模拟器 / simulated CEMS devices", no_args_is_help=False, invoke_without_command=True)
 
 
@@ -485,6 +497,10 @@ def simulate(
     split_hourly: bool = typer.Option(False, "--split-hourly"),
     seed: int = typer.Option(212, "--seed"),
     ticks: Optional[int] = typer.Option(None, "--ticks", min=1, help="stop each device after this many simulated minutes"),
+    start: Optional[str] = typer.Option(
+        None, "--start",
+        help="模拟时钟起点（ISO 8601，未带时区按北京时间）/ the simulated clock's start (ISO 8601; without a zone, "
+             "Beijing time); default now"),
 ) -> None:
     """运行模拟设备 / run simulated devices against a receiver; prints the fleet report as JSON."""
     import json
@@ -492,5 +508,6 @@ def simulate(
     specs = [DeviceSpec(mn=f"{mn_prefix}{index:0{max(1, 24 - len(mn_prefix))}d}"[:24], password=password,
                         exceedance_rate=exceedance_rate, outage_rate=outage_rate, malformed_rate=malformed_rate,
                         split_hourly=split_hourly) for index in range(1, devices + 1)]
-    report = asyncio.run(run_fleet(host, port, specs, seconds=seconds, seed=seed, interval=interval, max_ticks=ticks))
+    report = asyncio.run(run_fleet(host, port, specs, seconds=seconds, seed=seed, interval=interval, max_ticks=ticks,
+                                   start=_clock_start(start)))
     typer.echo(json.dumps(report.as_dict(), ensure_ascii=False))
