@@ -94,9 +94,18 @@ def in_scope(session: Session, principal: Principal, account: TradingAccount) ->
         division = session.scalar(select(Member.division_code).where(Member.id == account.member_id))
         return division is not None and division.startswith(division_prefix(principal.division_code or ""))
     link = session.get(MarketUser, principal.user_id)
-    if link is None or link.warehouse_id is not None or link.member_id != account.member_id:
+    if link is None:
         return False
-    return link.client_id is None or link.client_id == account.client_id
+    return link_sees_account(link.member_id, link.client_id, link.warehouse_id, account)
+
+
+def link_sees_account(member_id: int | None, client_id: int | None, warehouse_id: int | None,
+                      account: TradingAccount) -> bool:
+    """A linked market user's rule: a member's staff see the member's accounts, a client only its own; a warehouse's
+    staff see none."""
+    if member_id is None or warehouse_id is not None or member_id != account.member_id:
+        return False
+    return client_id is None or client_id == account.client_id
 
 
 def require(principal: Principal, roles: tuple[str, ...], what_zh: str, what_en: str) -> None:

@@ -29,6 +29,7 @@ from ingot.market.common import (
     refuse,
     require,
     in_scope,
+    link_sees_account,
     scope_of,
     trading_day,
 )
@@ -403,9 +404,7 @@ def _order_account(session: Session, actor: Principal, engine_id: str, key: str)
     else:
         account, division, link_member, link_client, link_warehouse, existing_id = row
         if actor.role in TRADERS:
-            # in_scope's rule for a linked market user, on the link read above.
-            visible = (link_member is not None and link_warehouse is None and link_member == account.member_id
-                       and (link_client is None or link_client == account.client_id))
+            visible = link_sees_account(link_member, link_client, link_warehouse, account)
         else:
             visible = in_scope(session, actor, account)
     if not visible:
