@@ -286,7 +286,7 @@ class Engine:
                 elif rule.dormant is not None:
                     found.append(_Candidate.excluding(rule, matched, rule.dormant))
                 else:
-                    found.append(_Candidate(rule, matched, None, None, None))
+                    found.append(_Candidate(rule, matched, None, None))
             candidates = tuple(found)
             self._index[key] = candidates
         return candidates
@@ -581,7 +581,6 @@ class _Candidate(NamedTuple):
 
     rule: _CompiledRule
     matched: tuple[str, ...]
-    excluded: dict[str, str] | None
     head: tuple | None
     tail: tuple | None
 
@@ -591,7 +590,7 @@ class _Candidate(NamedTuple):
         # measured, thresholds, units, matched, due, headroom, members, missing, excluded.
         head = (rule.rule_id, NOT_APPLICABLE, rule.check.type, EXCLUSION_REASONS[excluded["dimension"]], rule.provision.citation)
         tail = (None, _NOTHING, _NOTHING, _NOTHING, matched, None, None, (), (), excluded)
-        return cls(rule, matched, excluded, head, tail)
+        return cls(rule, matched, head, tail)
 
 
 def _scope_reasons(rule: _CompiledRule, province: str, metal: str | None, process_type: str | None) -> tuple[str, ...]:
@@ -789,7 +788,8 @@ def admission_check(
     def finding(effect: str, provision: Provision, verdict: Verdict | None) -> None:
         findings.append(AdmissionFinding(provision.id, effect, verdict, provision.title.zh, provision.title.en, provision.citation))
 
-    for verdict in engine.evaluate_unit(proposed):
+    proposal_verdicts = engine.evaluate_unit(proposed)
+    for verdict in proposal_verdicts:
         provision = catalogue.by_id[verdict.rule_id]
         effect = {PASS: "allows", FAIL: "blocks", PENDING: "blocks", MISSING_DATA: "needs_data"}.get(verdict.verdict)
         if effect is None:
@@ -816,7 +816,7 @@ def admission_check(
             continue  # a statement about a whole province or document says nothing particular about this proposal
         finding("to_review", provision, None)
     # What the sponsor may ask about: rules on this kind of unit that do not bind this proposal, and why not.
-    for verdict in engine.evaluate_unit(proposed):
+    for verdict in proposal_verdicts:
         if verdict.verdict == NOT_APPLICABLE:
             finding("does_not_apply", catalogue.by_id[verdict.rule_id], verdict)
     effects = {item.effect for item in findings}
