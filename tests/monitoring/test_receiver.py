@@ -20,9 +20,9 @@ def data_packet(minute: int, *, mn: str = MN, password: str = "123456", flag: in
                  f"CP=&&DataTime=2024010510{minute:02d}00;a21026-Avg={minute}.5,a21026-Flag=N&&")
 
 
-def run(scenario, *, directory=None, **options):
+def run(scenario, *, directory=None, sink_type=InMemorySink, **options):
     async def main():
-        sink = InMemorySink()
+        sink = sink_type()
         server = ReceiverServer(directory or StaticDirectory({MN: "123456"}), sink, **options)
         await server.start("127.0.0.1", 0)
         try:
@@ -371,24 +371,12 @@ def test_packets_after_an_awaited_authentication_or_a_full_sink_keep_their_order
         writer.close()
         return answers, sink, server.stats
 
-    answers, sink, stats = run_small_sink(scenario, directory=_SlowDirectory({MN: "123456"}))
+    answers, sink, stats = run(scenario, directory=_SlowDirectory({MN: "123456"}), sink_type=_SmallSink)
     minutes = [i for i in range(40) if i != 3]
     assert [decode(a).qn for a in answers] == [f"2024010510{i:02d}00001" for i in minutes]
     assert [r.packet.qn[8:12] for r in sink.received] == [f"10{i:02d}" for i in range(40)]
     assert [r.accepted for r in sink.received].count(False) == 1 and sink.received[3].reason_code == "auth_failed"
     assert sink.waits >= 2 and stats.packets_accepted == 39
-
-
-def run_small_sink(scenario, **options):
-    async def main():
-        sink = _SmallSink()
-        server = ReceiverServer(options.pop("directory", StaticDirectory({MN: "123456"})), sink, **options)
-        await server.start("127.0.0.1", 0)
-        try:
-            return await scenario(server, sink)
-        finally:
-            await server.stop()
-    return asyncio.run(main())
 
 
 def test_two_receivers_share_one_port_with_reuse_port():

@@ -203,13 +203,14 @@ def _copy_lines(records: Sequence) -> tuple[list[str], list[str]]:
     packet_lines, measurement_lines = [], []
     last_moment = last_text = None
     for record in records:
-        if type(record) is not IngestRecord:
-            _received_lines(record, packet_lines, measurement_lines)
-            continue
+        # the packets of one read share their receipt time: format it once
         moment = record.received_at
         if moment is not last_moment:
             last_moment, last_text = moment, moment.isoformat()
         received = last_text
+        if type(record) is not IngestRecord:
+            _received_lines(record, received, packet_lines, measurement_lines)
+            continue
         packet_lines.append("\t".join((
             received, _copy_text(record.point_id), _copy_text(record.mn and record.mn[:32]), _copy_text(record.peer[:64]),
             _copy_text(record.text), "t" if record.accepted else "f",
@@ -226,19 +227,12 @@ def _copy_lines(records: Sequence) -> tuple[list[str], list[str]]:
     return packet_lines, measurement_lines
 
 
-# HJ 212 value suffix → its place among VALUE_FIELDS (see SUFFIX_FIELD below).
-_SUFFIX_COLUMN = {"Rtd": 0, "Avg": 1, "Min": 2, "Max": 3, "ZsRtd": 4, "ZsAvg": 5, "ZsMin": 6, "ZsMax": 7, "Cou": 8}
-NULL = "\\N"
-_received_iso: list = [None, ""]  # (moment, its isoformat): the packets of one read share their receipt time
+COPY_NULL = "\\N"
 
 
-def _received_lines(received, packet_lines: list[str], measurement_lines: list[str]) -> None:
-    """The COPY lines of one ReceivedPacket: what record_from_received + the IngestRecord branch above would write."""
-    moment = received.received_at
-    cache = _received_iso
-    if cache[0] is not moment:
-        cache[0], cache[1] = moment, moment.isoformat()
-    stamp = cache[1]
+def _received_lines(received, stamp: str, packet_lines: list[str], measurement_lines: list[str]) -> None:
+    """The COPY lines of one ReceivedPacket (`stamp`: its receipt time as text): what record_from_received + the
+    IngestRecord branch above would write."""
     packet = received.packet
     text = received.text.translate(_COPY_ESCAPES).replace("\x00", "")
     peer = _copy_text(received.peer[:64])
@@ -263,13 +257,13 @@ def _received_lines(received, packet_lines: list[str], measurement_lines: list[s
             column = column_of.get(suffix)
             if column is not None:
                 if columns is None:
-                    columns = ["\\N"] * 9
+                    columns = ["\\N"] * len(VALUE_FIELDS)
                 columns[column] = str(value)
         if columns is None:
             continue  # a factor with only flags or texts has no reading (as in record_from_packet)
         # The codec lets through only appendix-B-like codes ([0-9A-Za-z_-]) and table-4 flags: nothing to escape.
         numbers = "\t".join(columns)
-        measurement_lines.append(f"{head}{entry.code}{tail}{numbers}\t{entry.flag or NULL}\t{stamp}")
+        measurement_lines.append(f"{head}{entry.code}{tail}{numbers}\t{entry.flag or COPY_NULL}\t{stamp}")
 
 
 def _sqlite_time(moment: datetime) -> str:
@@ -414,15 +408,13 @@ class DbPacketSink:
     The queue is bounded (`max_queued` records), so a database slower than the devices makes `put` wait
     (back-pressure on the connection that produced the packet) instead of growing memory without limit. The
     queue holds what the receiver hands over (IngestRecords or its ReceivedPackets), in chunks as handed over;
-    they are converted and formatted (and an optional `to_record` applied) in a worker thread, off the event
-    loop's path, while the batch before is being written.
+    they are converted and formatted in a worker thread, off the event loop's path, while the batch before is
+    being written.
     """
 
     def __init__(self, url: str | None = None, *, batch_size: int = 5000, max_delay: float = 0.2,
-                 max_queued: int = 20_000, to_record=None):
+                 max_queued: int = 20_000):
         self._url = url
-        # Converts whatever the receiver hands over (a decoded packet) into an IngestRecord; identity by default.
-        self._to_record = to_record
         self._engine: Engine | None = None
         self.batch_size = batch_size
         self.max_delay = max_delay
@@ -504,8 +496,6 @@ class DbPacketSink:
         return self._take()
 
     def _prepare(self, batch: list) -> PreparedBatch:
-        if self._to_record is not None:
-            batch = [self._to_record(item) for item in batch]
         return prepare_batch(self._engine.dialect.name, batch)
 
     def _write(self, prepared: PreparedBatch, started: float) -> dict[str, int]:
@@ -648,6 +638,8 @@ CN_KIND = {"2011": "rtd", "2051": "minute", "2061": "hour", "2031": "day"}
 # 6.6.3 value suffixes → measurement columns.
 SUFFIX_FIELD = {"Rtd": "rtd", "Avg": "avg", "Min": "min", "Max": "max", "ZsRtd": "zs_rtd", "ZsAvg": "zs_avg",
                 "ZsMin": "zs_min", "ZsMax": "zs_max", "Cou": "cou"}
+# HJ 212 value suffix → its place among VALUE_FIELDS, for the COPY lines of received packets.
+_SUFFIX_COLUMN = {suffix: _VALUE_INDEX[name] for suffix, name in SUFFIX_FIELD.items()}
 
 
 def record_from_packet(packet, *, received_at: datetime, text: str, peer: str = "",
