@@ -414,8 +414,7 @@ static int book_remove(PyObject *book, PyObject *order)
             PyErr_SetObject(PyExc_KeyError, price);
         goto error;
     }
-    Py_INCREF(level);
-    keep(pool, level);
+    (void)K(Py_NewRef(level));
     put(level, &LEVEL, LV_open_lots, SUB(G(level, LEVEL, LV_open_lots), G(order, ORDER, OR_open_lots)));
     PyObject *count = SUB(G(level, LEVEL, LV_count), V_one);
     put(level, &LEVEL, LV_count, count);
@@ -489,8 +488,7 @@ static PyObject *deliver(Ctx *ctx, PyObject *sell, PyObject *lots, PyObject *buy
             goto error;
         }
         PyObject *receipt = PyList_GET_ITEM(held, 0);
-        Py_INCREF(receipt);
-        keep(pool, receipt);
+        (void)K(Py_NewRef(receipt));
         PyObject *receipt_lots = G(receipt, RECEIPT, RC_lots);
         if (CMP(receipt_lots, Py_LE, lots)) {
             CHECK(PySequence_DelItem(held, 0));
@@ -643,8 +641,7 @@ static int match(Ctx *ctx, PyObject *product, PyObject *order, int is_buy, PyObj
     while (TRUE_(G(order, ORDER, OR_open_lots)) && PyList_GET_SIZE(heap)) {
         drain(pool);
         PyObject *key = PyList_GET_ITEM(heap, 0);
-        Py_INCREF(key);
-        keep(pool, key);
+        (void)K(Py_NewRef(key));
         PyObject *price = is_buy ? key : K(PyNumber_Negative(key));
         PyObject *level = PyDict_GetItemWithError(levels, price);
         if (!level) {
@@ -653,8 +650,7 @@ static int match(Ctx *ctx, PyObject *product, PyObject *order, int is_buy, PyObj
             K(PyObject_Vectorcall(HEAPPOP, &heap, 1, NULL));
             continue;
         }
-        Py_INCREF(level);
-        keep(pool, level);
+        (void)K(Py_NewRef(level));
         if (is_buy ? CMP(price, Py_GT, limit) : CMP(price, Py_LT, limit))
             break;
         PyObject *queue = G(level, LEVEL, LV_orders);
@@ -677,8 +673,7 @@ static int match(Ctx *ctx, PyObject *product, PyObject *order, int is_buy, PyObj
             }
             PyObject *incoming_open = G(order, ORDER, OR_open_lots), *resting_open = G(resting, ORDER, OR_open_lots);
             PyObject *lots = CMP(incoming_open, Py_LT, resting_open) ? incoming_open : resting_open;
-            Py_INCREF(lots);
-            keep(pool, lots); /* the fill replaces the slot that held it */
+            (void)K(Py_NewRef(lots)); /* the fill replaces the slot that held it */
             put(level, &LEVEL, LV_open_lots, SUB(G(level, LEVEL, LV_open_lots), lots));
             if (is_buy)
                 CHECK(fill(ctx, product, order, resting, price, lots, sequence, at_us, aggressor, trade_ids));
@@ -774,10 +769,8 @@ static PyObject *new_order(Ctx *ctx, PyObject *command, PyObject *ident)
             goto error;
         PASS;
     }
-    Py_INCREF(member);
-    keep(pool, member);
-    Py_INCREF(product);
-    keep(pool, product);
+    (void)K(Py_NewRef(member));
+    (void)K(Py_NewRef(product));
     if (G(member, MEMBER, ME_suspended) != Py_False || G(product, PRODUCT, PR_suspended) != Py_False)
         PASS;
     PyObject *side = G(command, NEWORDER, NO_side);
@@ -950,8 +943,7 @@ static PyObject *cancel_order(Ctx *ctx, PyObject *command)
         result = refuse_unknown_order(key, member_id, order_id);
         goto done;
     }
-    Py_INCREF(order);
-    keep(pool, order);
+    (void)K(Py_NewRef(order));
     if (equal(G(order, ORDER, OR_member_id), member_id) != 1)
         PASS;
     PyObject *product = PyDict_GetItemWithError(ctx->products, G(order, ORDER, OR_product_id));
