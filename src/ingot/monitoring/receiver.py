@@ -507,19 +507,12 @@ class ReceiverServer:
             flag = flag_for(version=packet.version)
         return frame(f"{qn}ST=91;CN={cn};PW={packet.pw};MN={packet.mn};Flag={flag};CP=&&&&")
 
-    async def _answer(self, connection: _Connection, packet: Packet) -> None:
-        await self._write(connection, self._answer_bytes(packet))
-        self.stats.answers_sent += 1
-
     def _write_now(self, connection: _Connection, data: bytes) -> None:
         # The transport queues what the socket does not take at once; past its high-water mark it calls
         # pause_writing and we stop reading from that device until it catches up.
         transport = connection.transport
         if not transport.is_closing():
             transport.write(data)
-
-    async def _write(self, connection: _Connection, data: bytes) -> None:
-        self._write_now(connection, data)
 
     # --- commands the platform sends ----------------------------------------------------------------------------
 
@@ -586,7 +579,7 @@ class ReceiverServer:
         if cn not in NOTIFICATION_COMMANDS:
             self._awaiting_uploads[(mn, cn)] = qn
         try:
-            await self._write(connection, frame(segment))
+            self._write_now(connection, frame(segment))
             self.stats.commands_sent += 1
             if on_progress is not None:
                 on_progress(result)
