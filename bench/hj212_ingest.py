@@ -11,7 +11,7 @@ simulated devices in a process of their own (`multiprocessing`, fork), one TCP c
 simulator's packets generated before the clock starts (so the generator's own simulation does not compete with the
 receiver for the 2 cores while measured) with --window packets in flight per device. Reported: packets/s stored (accepted raw packets in the database ÷ time
 from the fleet's start to the last batch committed), p99 answer latency (write → 9014 answer, measured by the
-devices), CPU seconds of the receiver process and of the fleet process, the machine's busy share over the run (both
+devices), CPU seconds of the receiver process, of the fleet process and (PostgreSQL) of all the database server's processes, the machine's busy share over the run (both
 cores, PostgreSQL included, and whatever else runs), and the receiver process's peak RSS.
 Each database is wiped and migrated first: point --postgres at a database of its own.
 """
@@ -34,6 +34,7 @@ from ingot.core.auth import SYSTEM
 from ingot.core.db import dispose_engines, get_engine, normalise_url, session_factory
 from ingot.core.migrate import upgrade
 from ingot.monitoring.models import Measurement, RawPacket
+from ingot.monitoring.receiver import run_receiver_process
 from ingot.monitoring.storage import IngestRecord, Reading, VALUE_FIELDS, write_batch
 
 POLLUTANTS = ("a21026", "a21002", "a34013", "a19001", "a00000", "a01012")
@@ -138,6 +139,31 @@ def _fleet_process(conn, mns: list[str], ticks: int, window: int, seconds: float
                "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)})
 
 
+def _postgres_cpu_s(database: str) -> float:
+    """CPU seconds used so far by the PostgreSQL server's processes that work for this bench: the backends
+    connected to `database` and the shared ones (WAL writer, checkpointer, background writer, autovacuum), so
+    other databases' clients on the machine are not counted."""
+    total = 0
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            text = (process / "stat").read_text()
+            title = (process / "cmdline").read_bytes().decode("utf-8", "replace")
+        except OSError:
+            continue  # the process ended meanwhile
+        if text[text.index("(") + 1:text.rindex(")")] != "postgres":
+            continue
+        is_backend = "(" in title.split(":", 2)[-1] or "[local]" in title  # "… user database host(port) state"
+        if is_backend and f" {database} " not in title:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _database_name(url: str) -> str:
+    return url.rsplit("/", 1)[-1].split("?", 1)[0]
+
+
 def _machine_busy() -> tuple[int, int]:
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]
@@ -150,18 +176,19 @@ async def _serve(url: str, conn) -> dict:
     loop = asyncio.get_running_loop()
     async with ingest_pipeline(url, "127.0.0.1", 0) as (server, sink, port):
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-        busy_before = _machine_busy()
+        busy_before, database_before = _machine_busy(), _postgres_cpu_s(_database_name(url))
         started = time.perf_counter()
         conn.send(port)
         fleet = await loop.run_in_executor(None, conn.recv)
         await sink.flush()
         elapsed = time.perf_counter() - started
         cpu_after = resource.getrusage(resource.RUSAGE_SELF)
-        busy_after = _machine_busy()
+        busy_after, database_after = _machine_busy(), _postgres_cpu_s(_database_name(url))
         rejected = dict(server.stats.packets_rejected)
         failures = sink.stats.failures
     return {"fleet": fleet, "seconds": elapsed, "rejected": rejected, "failures": failures,
             "cpu_s": (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime),
+            "database_cpu_s": database_after - database_before,
             "machine_busy": (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1])}
 
 
@@ -177,12 +204,14 @@ def _worker_process(url: str, port: int, conn) -> None:
             await loop.run_in_executor(None, conn.recv)  # the fleet is done
             await sink.flush()
             after = resource.getrusage(resource.RUSAGE_SELF)
-            return {"rejected": dict(server.stats.packets_rejected), "failures": sink.stats.failures,
-                    "connections": server.stats.connections_total,
-                    "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
-                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            conn.send({"rejected": dict(server.stats.packets_rejected), "failures": sink.stats.failures,
+                       "connections": server.stats.connections_total,
+                       "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+            # keep the database connection (and its server process's CPU count) until the parent has read it
+            await loop.run_in_executor(None, conn.recv)
 
-    conn.send(asyncio.run(serve()))
+    run_receiver_process(serve())
 
 
 def _serve_workers(url: str, conn, workers: int, context) -> dict:
@@ -204,7 +233,7 @@ def _serve_workers(url: str, conn, workers: int, context) -> dict:
     for pipe in pipes:
         assert pipe.recv() == "listening"
     placeholder.close()
-    busy_before = _machine_busy()
+    busy_before, database_before = _machine_busy(), _postgres_cpu_s(_database_name(url))
     started = time.perf_counter()
     conn.send(port)
     fleet = conn.recv()
@@ -212,7 +241,9 @@ def _serve_workers(url: str, conn, workers: int, context) -> dict:
         pipe.send("flush")
     reports = [pipe.recv() for pipe in pipes]
     elapsed = time.perf_counter() - started
-    busy_after = _machine_busy()
+    busy_after, database_after = _machine_busy(), _postgres_cpu_s(_database_name(url))
+    for pipe in pipes:
+        pipe.send("done")
     for process in processes:
         process.join(30)
     rejected = Counter()
@@ -221,6 +252,7 @@ def _serve_workers(url: str, conn, workers: int, context) -> dict:
     return {"fleet": fleet, "seconds": elapsed, "rejected": dict(rejected),
             "failures": sum(report["failures"] for report in reports),
             "cpu_s": sum(report["cpu_s"] for report in reports),
+            "database_cpu_s": database_after - database_before,
             "connections": [report["connections"] for report in reports],
             "peak_rss_mb": sum(report["peak_rss_mb"] for report in reports),
             "machine_busy": (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1])}
@@ -241,7 +273,7 @@ def _end_to_end(url: str, devices: int, seconds: float, packets: int, window: in
         if workers > 1:
             figures = _serve_workers(url, ours, workers, context)
         else:
-            figures = asyncio.run(_serve(url, ours))
+            figures = run_receiver_process(_serve(url, ours))
     finally:
         fleet.join(30)
     with session_factory(url)() as session:
@@ -253,6 +285,7 @@ def _end_to_end(url: str, devices: int, seconds: float, packets: int, window: in
         "p99_ms": figures["fleet"]["p99_ms"],
         "cpu_s": figures["cpu_s"],
         "fleet_cpu_s": figures["fleet"]["cpu_s"],
+        "database_cpu_s": figures["database_cpu_s"],
         "machine_busy": figures["machine_busy"],
         "peak_rss_mb": figures.get("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "seconds": figures["seconds"],
@@ -313,7 +346,7 @@ def main(argv: list[str] | None = None) -> None:
           f"in N processes sharing the port; the fleet in a process of its own replaying simulator packets generated "
           f"before the clock, {options.window} in flight per device, up to {options.seconds:.0f} s per run")
     print(f"{'backend':<12} {'workers':>7} {'devices':>7} {'stored':>9} {'packets/s':>10} {'p99 ms':>8} "
-          f"{'recv CPU s':>10} {'fleet CPU s':>11} {'machine busy':>12} {'peak RSS MB':>12} {'load':>6}")
+          f"{'recv CPU s':>10} {'fleet CPU s':>11} {'PG CPU s':>8} {'machine busy':>12} {'peak RSS MB':>12} {'load':>6}")
     for backend, url in backends:
         for workers in options.workers:
             for devices in options.devices:
@@ -321,9 +354,10 @@ def main(argv: list[str] | None = None) -> None:
                 figures = _end_to_end(url, devices, options.seconds, options.e2e_packets, options.window, workers)
                 dispose_engines()
                 p99 = "—" if figures["p99_ms"] is None else f"{figures['p99_ms']:.1f}"
+                pg_cpu = f"{figures['database_cpu_s']:.1f}" if backend == "PostgreSQL" else "—"
                 print(f"{backend:<12} {workers:>7} {devices:>7} {figures['stored']:>9} "
                       f"{figures['packets_per_s']:>10,.0f} {p99:>8} {figures['cpu_s']:>10.1f} {figures['fleet_cpu_s']:>11.1f} "
-                      f"{figures['machine_busy']:>11.0%} {figures['peak_rss_mb']:>12.0f} {os.getloadavg()[0]:>6.2f}"
+                      f"{pg_cpu:>8} {figures['machine_busy']:>11.0%} {figures['peak_rss_mb']:>12.0f} {os.getloadavg()[0]:>6.2f}"
                       + (f"  rejected {figures['rejected']}" if figures["rejected"] else "")
                       + (f"  failed batches {figures['failures']}" if figures["failures"] else "")
                       + (f"  connections per worker {figures['connections']}" if figures.get("connections") else ""))

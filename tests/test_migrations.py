@@ -61,3 +61,25 @@ def test_audit_log_is_indexed_by_record(db_url):
         indexes = {index["name"]: index["column_names"] for index in inspect(connection).get_indexes("audit_log")}
     engine.dispose()
     assert indexes.get("ix_audit_log_entity_record") == ["entity", "entity_id"]
+
+
+def test_monitoring_time_indexes_are_block_range_on_postgresql(db_url):
+    """Migration 0011: the ingest path's two time indexes are BRIN on PostgreSQL (cheap per inserted row); SQLite,
+    which has no BRIN, keeps B-trees on the same columns."""
+    engine = create_engine(normalise_url(db_url))
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            methods = dict(connection.execute(text(
+                "SELECT c.relname, a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam "
+                "WHERE c.relname IN ('ix_monitoring_measurements_data_time', 'ix_monitoring_raw_packets_received', "
+                "'ix_monitoring_measurements_series')")).all())
+            assert methods == {"ix_monitoring_measurements_data_time": "brin",
+                               "ix_monitoring_raw_packets_received": "brin",
+                               "ix_monitoring_measurements_series": "btree"}
+        else:
+            indexed = {index["name"]: index["column_names"]
+                       for table in ("monitoring_measurements", "monitoring_raw_packets")
+                       for index in inspect(connection).get_indexes(table)}
+            assert indexed["ix_monitoring_measurements_data_time"] == ["data_time"]
+            assert indexed["ix_monitoring_raw_packets_received"] == ["received_at"]
+    engine.dispose()

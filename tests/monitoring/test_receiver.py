@@ -13,6 +13,24 @@ from ingot.monitoring.receiver import (
 from ingot.monitoring.simulator import DeviceSpec, VirtualDevice, run_fleet
 
 MN = "010000A8900016F000169DC0"
+LOOP_RUNNERS = {"asyncio": asyncio.run}
+try:
+    import uvloop
+except ImportError:  # uvloop is a Linux dependency; elsewhere the receiver runs on the standard loop only
+    pass
+else:
+    LOOP_RUNNERS["uvloop"] = uvloop.run
+_run_loop = asyncio.run
+
+
+@pytest.fixture(autouse=True, params=sorted(LOOP_RUNNERS))
+def loop_runner(request):
+    """The scenarios run on both event loops: `ingot monitor listen` runs on uvloop (run_receiver_process), and the
+    receiver must behave the same on the standard loop."""
+    global _run_loop
+    _run_loop = LOOP_RUNNERS[request.param]
+    yield request.param
+    _run_loop = asyncio.run
 
 
 def data_packet(minute: int, *, mn: str = MN, password: str = "123456", flag: int = 5) -> bytes:
@@ -29,7 +47,7 @@ def run(scenario, *, directory=None, sink_type=InMemorySink, **options):
             return await scenario(server, sink)
         finally:
             await server.stop()
-    return asyncio.run(main())
+    return _run_loop(main())
 
 
 async def read_answers(reader, count: int) -> list[bytes]:

@@ -60,6 +60,7 @@ def listen(
     everything is kept. It is applied at start and every --retention-every seconds, audited like `ingot monitor
     retention`."""
     from ingot.monitoring.jobs import JobSettings
+    from ingot.monitoring.receiver import run_receiver_process
     from ingot.monitoring.service import serve_receiver
     from ingot.monitoring.settings import retention_days_setting
 
@@ -74,7 +75,7 @@ def listen(
     kept = f"{retention_days} days" if retention_days else "everything"
     console.print(f"HJ 212 receiver on {host}:{port}, retention: {kept} (Ctrl-C to stop)")
     try:
-        asyncio.run(serve_receiver(host, port, batch_size=batch_size, jobs=jobs))
+        run_receiver_process(serve_receiver(host, port, batch_size=batch_size, jobs=jobs))
     except RuntimeError as missing:
         console.print(f"[red]{missing}[/red]")
         raise typer.Exit(2) from None

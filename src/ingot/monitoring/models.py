@@ -111,8 +111,9 @@ class Measurement(Base):
     __tablename__ = "monitoring_measurements"
     __table_args__ = (
         Index("ix_monitoring_measurements_series", "point_id", "kind", "pollutant", "data_time"),
-        # Retention deletes by data time; one narrow index keeps that cheap without slowing ingest much.
-        Index("ix_monitoring_measurements_data_time", "data_time"),
+        # Retention deletes by data time. On PostgreSQL a block-range index: rows arrive nearly in time order, so it
+        # serves those range scans at a fraction of a B-tree's cost per inserted row (migration 0011).
+        Index("ix_monitoring_measurements_data_time", "data_time", postgresql_using="brin"),
     )
 
     id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
@@ -139,7 +140,7 @@ class RawPacket(Base):
     __tablename__ = "monitoring_raw_packets"
     __table_args__ = (
         Index("ix_monitoring_raw_packets_point", "point_id", "received_at"),
-        Index("ix_monitoring_raw_packets_received", "received_at"),
+        Index("ix_monitoring_raw_packets_received", "received_at", postgresql_using="brin"),  # as data_time above
     )
 
     id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
