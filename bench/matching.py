@@ -15,6 +15,12 @@ core imports only the standard library (this script puts src/ on the path), so t
 The compiled core is the one `pip install -e .` builds into src/ (setup.py); a venv that cannot import it reports
 it as missing. Run with the project's .venv instead and the peers are reported as skipped.
 
+The native core (``native.NativeCore``: the C extension ``_nativecore`` with its own C state, see
+docs/market-engine.md) runs the stream through its batch entry point: packed batches of ``--native-batch``
+commands per call (packed before timing; a second row times the packing too, a third builds every Outcome, Ack and
+event object from the batch's records), through its object API (``apply``, a batch of one), and behind the journal
+(one packed batch per group commit). Before timing, every Ingot contender must end the stream in the same state hash.
+
 For each contender it prints orders/s over the whole stream (a loop with no per-order timing) and p50/p99 latency
 per order (a second pass timing each call). Inputs are built before timing for every contender alike. A peer that
 will not install or run is reported with the reason and skipped. Ingot's core does more per order than the peers:
@@ -43,12 +49,14 @@ if "--engine-path" in sys.argv:
 from ingot.market.engine import commands as c  # noqa: E402
 from ingot.market.engine import core as core_module  # noqa: E402
 from ingot.market.engine.core import MatchingCore, ReferenceCore  # noqa: E402
+from ingot.market.engine import native  # noqa: E402
 from ingot.market.engine.journal import JournaledEngine  # noqa: E402
 
 REFERENCE = "ingot reference (mypyc)" if core_module.__file__.endswith(".so") else "ingot reference (Python)"
 COMPILED = "ingot compiled core (C)"
 CORES = [(COMPILED, MatchingCore)] if core_module.COMPILED else []
 CORES.append((REFERENCE, ReferenceCore))
+NATIVE = "ingot native core (C state)"
 
 PRODUCT = "CU"
 MID = 70_000  # fen per price unit
@@ -157,19 +165,23 @@ def latencies(make, feed, items: list) -> tuple[float, float]:
 
 def measure_all(contenders: list[tuple], repeats: int) -> list[dict]:
     """Round-robin the contenders ``repeats`` times and keep each one's best pass: other processes on a shared
-    machine and the allocator's warm-up then weigh on all of them alike, not on whoever happens to run first."""
+    machine and the allocator's warm-up then weigh on all of them alike, not on whoever happens to run first.
+
+    A contender is (name, make, feed, items) with one order per item, or (name, make, feed, items, orders) for a
+    batch contender whose items are batches holding ``orders`` orders in all; its p50/p99 are then per batch."""
     best = {name: float("inf") for name, *_ in contenders}
     best_cpu = dict(best)
     for _ in range(repeats):
-        for name, make, feed, items in contenders:
+        for name, make, feed, items, *_ in contenders:
             wall, cpu = throughput(make, feed, items)
             best[name] = min(best[name], wall)
             best_cpu[name] = min(best_cpu[name], cpu)
     results = []
-    for name, make, feed, items in contenders:
+    for name, make, feed, items, *orders in contenders:
+        count = orders[0] if orders else len(items)
         p50, p99 = latencies(make, feed, items)
-        results.append({"name": name, "rate": len(items) / best[name], "cpu_rate": len(items) / best_cpu[name],
-                        "p50": p50, "p99": p99})
+        results.append({"name": name, "rate": count / best[name], "cpu_rate": count / best_cpu[name],
+                        "p50": p50, "p99": p99, "per_batch": bool(orders)})
     return results
 
 
@@ -205,6 +217,69 @@ def ingot_journaled(stream: Stream, batch: int, directory: Path, core_class):
         engine.submit(command)
 
     return make, feed, stream.commands
+
+
+def native_made(stream: Stream):
+    """A NativeCore after the setup, its state already native (loading it is setup, like the setup commands)."""
+    core = native.NativeCore()
+    for command in stream.setup:
+        core.apply(command)
+    if not core._to_native():
+        raise SystemExit("the bench's state does not fit the native core")
+    return core
+
+
+def chunks(commands: list, size: int) -> list[list]:
+    return [commands[start:start + size] for start in range(0, len(commands), size)]
+
+
+def native_batches(stream: Stream, size: int, *, packing: bool = False, objects: bool = False):
+    """The native batch path, ``size`` commands per call. Packed before timing, as every other contender's
+    inputs are built before timing; with ``packing`` the Python packing is timed too, with ``objects`` every
+    Outcome, Ack and event object is built from the batch's records as well."""
+    if packing:
+        items = chunks(stream.commands, size)
+
+        def feed(core, commands):
+            core.run(native.pack(commands))
+    else:
+        items = [native.pack(commands) for commands in chunks(stream.commands, size)]
+        if objects:
+            def feed(core, packed):
+                core.run(packed).outcomes()
+        else:
+            def feed(core, packed):
+                core.run(packed)
+
+    return (lambda: native_made(stream)), feed, items, len(stream.commands)
+
+
+def native_object_api(stream: Stream):
+    def feed(core, command):
+        core.apply(command)
+
+    return (lambda: native_made(stream)), feed, stream.commands
+
+
+def native_journaled(stream: Stream, batch: int, directory: Path):
+    """The batch path behind the journal: one packed batch of ``batch`` commands per group commit (write + fsync),
+    its fresh commands encoded by the journal's own codec."""
+    runs = []
+
+    def make():
+        target = directory / f"native-batch{batch}-run{len(runs)}"
+        runs.append(target)
+        engine = JournaledEngine(target, batch_size=batch, core_class=native.NativeCore)
+        for command in stream.setup:
+            engine.submit(command)
+        engine.flush()
+        engine.core._to_native()
+        return engine
+
+    def feed(engine, packed):
+        engine.submit_batch(packed)
+
+    return make, feed, [native.pack(commands) for commands in chunks(stream.commands, batch)], len(stream.commands)
 
 
 def limit_order_book_peer(stream: Stream):
@@ -301,6 +376,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--batch", type=int, nargs="+", default=[64, 1024],
                         help="journal group-commit batch sizes to try (commands per fsync)")
+    parser.add_argument("--native-batch", type=int, nargs="+", default=[256, 4096],
+                        help="commands per call of the native core's batch path")
     parser.add_argument("--journal-dir", default=None, help="where the journaled run writes (default: a temp dir)")
     parser.add_argument("--engine-path", default=None, help="directory holding a mypyc build of ingot.market.engine "
                         "(its reference core is then the mypyc build; it has no compiled C core)")
@@ -312,14 +389,33 @@ def main() -> None:
     kinds = {kind: sum(1 for item in stream.neutral if item[0] == kind) for kind in ("limit", "market", "cancel")}
     print(f"stream: {kinds}, {stream.trades} trades in Ingot's core")
 
+    skipped = [] if core_module.COMPILED else [
+        {"name": COMPILED, "rate": None, "note": "missing: the extension is not built (pip install -e .)"}]
     print(f"engine: {core_module.__file__}; compiled core: "
           f"{core_module._compiled.__file__ if core_module.COMPILED else 'not built (pip install -e .)'}")
     same = {name: final_hash(stream, core_class) for name, core_class in CORES}
+    if native.AVAILABLE:
+        same[NATIVE + ", object API"] = final_hash(stream, native.NativeCore)
+        for size in args.native_batch:
+            core = native_made(stream)
+            for packed in native_batches(stream, size)[2]:
+                core.run(packed)
+            if core.declined != len(stream.setup):
+                raise SystemExit(f"the native batch path declined {core.declined - len(stream.setup)} commands")
+            same[f"{NATIVE}, batch {size}"] = core.state_hash()
     if len(set(same.values())) != 1:
         raise SystemExit(f"the cores disagree on the final state: {same}")
     contenders = [(name, *ingot_core(stream, core_class)) for name, core_class in CORES]
-    skipped = [] if core_module.COMPILED else [
-        {"name": COMPILED, "rate": None, "note": "missing: the extension is not built (pip install -e .)"}]
+    if native.AVAILABLE:
+        for size in args.native_batch:
+            contenders.append((f"{NATIVE}, batch of {size}, packed before timing", *native_batches(stream, size)))
+        size = max(args.native_batch)
+        contenders.append((f"{NATIVE}, batch of {size}, packing timed", *native_batches(stream, size, packing=True)))
+        contenders.append((f"{NATIVE}, batch of {size}, every object built",
+                           *native_batches(stream, size, objects=True)))
+        contenders.append((f"{NATIVE}, object API (apply)", *native_object_api(stream)))
+    else:
+        skipped.append({"name": NATIVE, "rate": None, "note": "missing: the extension is not built"})
     for name, build in PEERS:
         try:
             make, feed, items = build(stream)
@@ -333,6 +429,10 @@ def main() -> None:
             for batch in args.batch:
                 contenders.append((f"{name} + journal (batch {batch}, fsync)",
                                    *ingot_journaled(stream, batch, directory, core_class)))
+        if native.AVAILABLE:
+            for batch in args.batch:
+                contenders.append((f"{NATIVE} + journal (batch of {batch} per submit_batch, fsync)",
+                                   *native_journaled(stream, batch, directory)))
         load_before = os.getloadavg()
         started = time.strftime("%H:%M:%S")
         results = measure_all(contenders, args.repeats)
@@ -343,13 +443,14 @@ def main() -> None:
     journaled = [row for row in results if "+ journal" in row["name"]]
     results = [row for row in results if row not in journaled] + skipped + journaled
 
-    print(f"\n{'contender':58} {'orders/s':>10} {'(per CPU s)':>12} {'p50 µs':>8} {'p99 µs':>8}")
+    width = max(58, *(len(row["name"]) for row in results))
+    print(f"\n{'contender':{width}} {'orders/s':>10} {'(per CPU s)':>12} {'p50 µs':>8} {'p99 µs':>8}")
     for row in results:
         if row["rate"] is None:
-            print(f"{row['name']:58} {row['note']}")
+            print(f"{row['name']:{width}} {row['note']}")
         else:
-            print(f"{row['name']:58} {row['rate']:10,.0f} {row['cpu_rate']:12,.0f} {row['p50']:8.2f} "
-                  f"{row['p99']:8.2f}")
+            print(f"{row['name']:{width}} {row['rate']:10,.0f} {row['cpu_rate']:12,.0f} {row['p50']:8.2f} "
+                  f"{row['p99']:8.2f}{'  (p50/p99 per batch call)' if row.get('per_batch') else ''}")
     print(f"\nstarted {started}; load average (1, 5, 15 min) before {fmt_load(load_before)}, "
           f"after {fmt_load(load_after)}; {os.cpu_count()} cpu(s)")
     peers = [row for row in results if row["rate"] is not None and not row["name"].startswith("ingot")]
@@ -370,6 +471,7 @@ def fmt_load(load: tuple[float, float, float]) -> str:
 
 
 def final_hash(stream: Stream, core_class) -> str:
+    """The state hash after the whole stream, one apply per command."""
     core = core_class()
     for command in stream.setup + stream.commands:
         core.apply(command)

@@ -287,6 +287,19 @@ class JournaledEngine:
         released, self._held = self._held, []
         return released
 
+    def submit_batch(self, packed):
+        """Run a packed batch of orders and cancels (``native.pack``) through the core's batch path, journal its
+        fresh commands and make them durable with one write and one ``fsync``: the batch is its own group commit.
+        Returns the outcomes held before it (released now) and the ``native.Batch``, whose answers may leave once
+        this returns. Needs a core with ``run`` (``NativeCore``)."""
+        batch = self.core.run(packed)
+        buffer = self._writer.buffer
+        commands = packed.commands
+        for index, sequence in batch.fresh_sequences():
+            payload = encode_command(sequence, commands[index])
+            buffer.append(_pack_header(len(payload), crc32(payload)) + payload)
+        return self.flush(), batch
+
     def execute(self, command) -> Outcome:
         # Whenever submit releases anything, this command's outcome is the last of it.
         released = self.submit(command) or self.flush()
