@@ -29,6 +29,7 @@ from ingot.core.auth import SYSTEM, Principal
 from ingot.core.db import get_engine, session_factory
 from ingot.core.errors import InvalidInput
 from ingot.core.timeutil import utcnow
+from ingot.monitoring.hj212._fastpath import copy_escape, measurement_lines as compiled_factor_lines
 from ingot.monitoring.alarms import HourlyValue, LimitValue, exceedances, open_alarms
 from ingot.monitoring.models import Measurement, MonitoringPoint, PermitLimit, RawPacket, exact_reading_text
 
@@ -181,7 +182,8 @@ def _copy_text(value) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES).replace("\x00", "")
+        escaped = copy_escape(value)  # C for one-byte strings (nearly every packet's text); None for wider ones
+        return escaped if escaped is not None else value.translate(_COPY_ESCAPES).replace("\x00", "")
     return str(value)
 
 
@@ -195,12 +197,13 @@ def _copy(session: Session, table: str, columns: Sequence[str], lines: list[str]
             copy.write("\n".join(lines) + "\n")
 
 
-def _copy_lines(records: Sequence) -> tuple[list[str], list[str]]:
+def _copy_lines(records: Sequence) -> tuple[list[str], list[str], int]:
     # Formatting the COPY text here, once per record for the shared fields, is several times faster than handing
     # psycopg one tuple per row; this is the hot path of the PostgreSQL ingest. The receiver's packets
     # (ReceivedPacket) are formatted straight from the decoded packet: building an IngestRecord and its Readings
     # first cost about as much again as the formatting.
     packet_lines, measurement_lines = [], []
+    rows = 0
     last_moment = last_text = None
     for record in records:
         # the packets of one read share their receipt time: format it once
@@ -209,7 +212,7 @@ def _copy_lines(records: Sequence) -> tuple[list[str], list[str]]:
             last_moment, last_text = moment, moment.isoformat()
         received = last_text
         if type(record) is not IngestRecord:
-            _received_lines(record, received, packet_lines, measurement_lines)
+            rows += _received_lines(record, received, packet_lines, measurement_lines)
             continue
         packet_lines.append("\t".join((
             received, _copy_text(record.point_id), _copy_text(record.mn and record.mn[:32]), _copy_text(record.peer[:64]),
@@ -224,32 +227,46 @@ def _copy_lines(records: Sequence) -> tuple[list[str], list[str]]:
             # values are Decimals or None; no Decimal's text contains "None", so NULLs are one replace away
             numbers = "\t".join(map(str, map(values.get, VALUE_FIELDS))).replace("None", "\\N")
             measurement_lines.append(f"{head}{_copy_text(pollutant)}{tail}{numbers}\t{_copy_text(flag)}\t{received}")
-    return packet_lines, measurement_lines
+            rows += 1
+    return packet_lines, measurement_lines, rows
 
 
 COPY_NULL = "\\N"
 
 
-def _received_lines(received, stamp: str, packet_lines: list[str], measurement_lines: list[str]) -> None:
+def _received_lines(received, stamp: str, packet_lines: list[str], measurement_lines: list[str]) -> int:
     """The COPY lines of one ReceivedPacket (`stamp`: its receipt time as text): what record_from_received + the
-    IngestRecord branch above would write."""
+    IngestRecord branch above would write; returns how many measurement rows it added. The factors' lines come from C (hj212._fastpath.measurement_lines),
+    or from _factor_lines when it declines."""
     packet = received.packet
-    text = received.text.translate(_COPY_ESCAPES).replace("\x00", "")
+    text = _copy_text(received.text)
     peer = _copy_text(received.peer[:64])
     if not received.accepted or packet is None:
         mn = packet.mn if packet is not None else None
         packet_lines.append("\t".join((
             stamp, "\\N", _copy_text(mn and mn[:32]), peer, text, "f",
             _copy_text((received.reason_code or "rejected")[:48]), _copy_text((received.reason or "")[:512]))))
-        return
+        return 0
     point_id = received.device
     point = "\\N" if point_id is None else str(point_id)
     packet_lines.append(f"{stamp}\t{point}\t{_copy_text(packet.mn[:32])}\t{peer}\t{text}\tt\t\\N\t\\N")
     kind = CN_KIND.get(packet.cn)
     if kind is None or packet.data_time is None or point_id is None:
-        return
+        return 0
     head = f"{point}\t"
     tail = f"\t{kind}\t{packet.data_time.isoformat()}\t"
+    lines = compiled_factor_lines(packet.pollutants, head, tail, stamp, _SUFFIX_COLUMN, len(VALUE_FIELDS))
+    if lines is None:
+        lines = "\n".join(_factor_lines(packet, head, tail, stamp))
+    if not lines:
+        return 0
+    measurement_lines.append(lines)  # one element may hold several lines: the writer joins them with LF
+    return lines.count("\n") + 1
+
+
+def _factor_lines(packet, head: str, tail: str, stamp: str) -> list[str]:
+    """The factors' COPY lines in Python: the reference for, and the fallback of, hj212._fastpath.measurement_lines."""
+    out = []
     column_of = _SUFFIX_COLUMN
     for entry in packet.pollutants.values():
         columns = None
@@ -257,13 +274,13 @@ def _received_lines(received, stamp: str, packet_lines: list[str], measurement_l
             column = column_of.get(suffix)
             if column is not None:
                 if columns is None:
-                    columns = ["\\N"] * len(VALUE_FIELDS)
-                columns[column] = str(value)
+                    columns = [COPY_NULL] * len(VALUE_FIELDS)
+                columns[column] = _copy_text(str(value))
         if columns is None:
             continue  # a factor with only flags or texts has no reading (as in record_from_packet)
-        # The codec lets through only appendix-B-like codes ([0-9A-Za-z_-]) and table-4 flags: nothing to escape.
         numbers = "\t".join(columns)
-        measurement_lines.append(f"{head}{entry.code}{tail}{numbers}\t{entry.flag or COPY_NULL}\t{stamp}")
+        out.append(f"{head}{_copy_text(entry.code)}{tail}{numbers}\t{_copy_text(entry.flag or None)}\t{stamp}")
+    return out
 
 
 def _sqlite_time(moment: datetime) -> str:
@@ -310,7 +327,8 @@ class PreparedBatch(NamedTuple):
 
     dialect: str
     packets: list
-    measurements: list
+    measurements: list              # rows; on PostgreSQL COPY text, where one element may hold several rows' lines
+    measurement_count: int
     last_seen: dict[int, datetime]  # point id → latest receipt time among its accepted packets
     hourly: list[dict]              # measurement rows of hourly uploads, checked against the permit limits
 
@@ -334,12 +352,14 @@ def prepare_batch(dialect: str, records: Sequence) -> PreparedBatch:
             if kind == "hour":
                 hour_records.append(record if type(record) is IngestRecord else record_from_received(record))
     if dialect == "postgresql":
-        packets, measurements = _copy_lines(records)
-    elif dialect == "sqlite":
-        packets, measurements = _sqlite_rows(records)
+        packets, measurements, count = _copy_lines(records)
     else:
-        packets, measurements = _packet_rows(records), _measurement_rows(records)
-    return PreparedBatch(dialect, packets, measurements, last_seen, _measurement_rows(hour_records))
+        if dialect == "sqlite":
+            packets, measurements = _sqlite_rows(records)
+        else:
+            packets, measurements = _packet_rows(records), _measurement_rows(records)
+        count = len(measurements)
+    return PreparedBatch(dialect, packets, measurements, count, last_seen, _measurement_rows(hour_records))
 
 
 def write_prepared(session: Session, batch: PreparedBatch, actor: Principal = SYSTEM) -> dict[str, int]:
@@ -362,7 +382,7 @@ def write_prepared(session: Session, batch: PreparedBatch, actor: Principal = SY
     if batch.last_seen:
         session.execute(_TOUCH_POINT, [{"point": point, "seen": seen} for point, seen in batch.last_seen.items()])
     alarms = open_alarms(session, _hourly_exceedances(session, batch.hourly), actor)
-    return {"packets": len(batch.packets), "measurements": len(batch.measurements), "alarms": len(alarms)}
+    return {"packets": len(batch.packets), "measurements": batch.measurement_count, "alarms": len(alarms)}
 
 
 def write_batch(session: Session, records: Sequence, actor: Principal = SYSTEM) -> dict[str, int]:
