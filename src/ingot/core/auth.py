@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -206,16 +207,51 @@ def issue_token(user: User) -> tuple[str, datetime]:
     return token, expires
 
 
-def principal_from_token(session: Session, token: str) -> Principal:
+def token_user_id(token: str) -> int:
+    """The user a token names, once its signature and expiry are checked; NotAuthenticated otherwise.
+
+    A token's claims are a pure function of the token and the signing key, so a verified token is remembered (by
+    key and token) until it expires: every request of a session would otherwise verify the same signature and parse
+    the same claims again. Only the check of the signature is saved; the user is still read on every request, so a
+    disabled user is refused on the next one."""
+    secret = get_settings().secret_key
+    known = _VERIFIED.get((secret, token))
+    if known is not None:
+        if time.time() < known[1]:
+            return known[0]
+        _VERIFIED.pop((secret, token), None)
+        raise _expired()
     try:
-        claims = jwt.decode(token, get_settings().secret_key, algorithms=["HS256"])
+        claims = jwt.decode(token, secret, algorithms=["HS256"])
         user_id = int(claims["sub"])
-    except (jwt.PyJWTError, KeyError, ValueError):
-        raise NotAuthenticated("登录已失效，请重新登录", "invalid or expired token, please log in again") from None
-    row = session.execute(_PRINCIPAL_BY_ID, {"user_id": user_id}).first()
+        expires = float(claims["exp"]) if "exp" in claims else float("inf")
+    except (jwt.PyJWTError, KeyError, ValueError, TypeError):
+        raise _expired() from None
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()
+    _VERIFIED[(secret, token)] = (user_id, expires)
+    return user_id
+
+
+def _expired() -> NotAuthenticated:
+    return NotAuthenticated("登录已失效，请重新登录", "invalid or expired token, please log in again")
+
+
+# (signing key, token) -> (user id, expiry as a POSIX time); bounded, emptied when full.
+_VERIFIED: dict[tuple[str, str], tuple[int, float]] = {}
+_VERIFIED_MAX = 4096
+
+
+def principal_of_user_id(session: Session, user_id: int) -> Principal:
+    """The principal of an enabled user, read on every request; NotAuthenticated for a missing or disabled one."""
+    row = session.connection().execute(_PRINCIPAL_BY_ID, {"user_id": user_id}).first()
     if row is None or row.disabled:
         raise NotAuthenticated("账号不存在或已停用", "account missing or disabled")
     return Principal(row.id, row.username, row.role, row.division_code, row.enterprise_id)
+
+
+def principal_from_token(session: Session, token: str) -> Principal:
+    return principal_of_user_id(session, token_user_id(token))
 
 
 # Every authenticated request runs this; built once, because building and keying a statement (as `Session.get` does

@@ -8,12 +8,13 @@ from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from ingot.api.deps import UNIT_OF_WORK, current_principal
+from ingot.api.deps import UNIT_OF_WORK, current_principal, in_unit_of_work, token_caller
 from ingot.core.auth import Principal, User
 from ingot.core.db import session_factory
 from ingot.core.errors import InvalidInput, NotFound
@@ -447,14 +448,18 @@ def _acknowledge(session: Session, order) -> dict:
     return view
 
 
+# The order endpoints are most of the server's traffic: each is one worker-thread call (`in_unit_of_work`), the token
+# checked on the event loop first, and answers with the view built from the values it wrote.
 @router.post("/orders", status_code=201)
-def post_order(body: OrderIn, idempotency_key: str | None = Header(default=None), session: Session = UNIT_OF_WORK,
-               principal: Principal = Depends(current_principal)):
-    order = trading.place_order(
-        session, principal, account=body.account, product=body.product, side=body.side, lots=body.lots,
-        price_fen=body.price_fen, order_type=body.order_type, tif=body.tif, receipts=body.receipts,
-        key=_key(body.key, idempotency_key))
-    return _acknowledge(session, order)
+async def post_order(body: OrderIn, idempotency_key: str | None = Header(default=None),
+                     caller: int = Depends(token_caller)):
+    def work(session: Session, principal: Principal) -> dict:
+        return trading.submit_order(
+            session, principal, account=body.account, product=body.product, side=body.side, lots=body.lots,
+            price_fen=body.price_fen, order_type=body.order_type, tif=body.tif, receipts=body.receipts,
+            key=_key(body.key, idempotency_key))
+
+    return JSONResponse(await run_in_threadpool(in_unit_of_work, caller, work), status_code=201)
 
 
 @router.get("/orders")
@@ -464,10 +469,12 @@ def get_orders(status: str | None = None, product: str | None = None, session: S
 
 
 @router.post("/orders/{order_id}/cancel")
-def post_cancel(order_id: OrderId, body: KeyIn, idempotency_key: str | None = Header(default=None),
-                session: Session = UNIT_OF_WORK, principal: Principal = Depends(current_principal)):
-    order = trading.cancel_order(session, principal, order_id, key=_key(body.key, idempotency_key))
-    return _acknowledge(session, order)
+async def post_cancel(order_id: OrderId, body: KeyIn, idempotency_key: str | None = Header(default=None),
+                      caller: int = Depends(token_caller)):
+    def work(session: Session, principal: Principal) -> dict:
+        return trading.submit_cancel(session, principal, order_id, key=_key(body.key, idempotency_key))
+
+    return JSONResponse(await run_in_threadpool(in_unit_of_work, caller, work))
 
 
 @router.post("/orders/{order_id}/amend")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import bindparam, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from ingot.core.timeutil import utcnow
@@ -57,8 +57,24 @@ def ledger_accounts(session: Session, keys: list[tuple[str, str, int]]) -> list[
     """The existing ledger accounts among (kind, asset, holder) `keys`, in one statement; none is opened."""
     if not keys:
         return []
-    return list(session.scalars(select(LedgerAccount).where(
-        tuple_(LedgerAccount.kind, LedgerAccount.asset, LedgerAccount.holder_id).in_(keys))))
+    return list(session.scalars(_ACCOUNTS_BY_KEY, {"keys": [tuple(key) for key in keys]}))
+
+
+# Built once: a settlement runs these on every trade, and building and keying them cost about as much as running them.
+_ACCOUNTS_BY_KEY = select(LedgerAccount).where(
+    tuple_(LedgerAccount.kind, LedgerAccount.asset, LedgerAccount.holder_id).in_(bindparam("keys", expanding=True)))
+_ASSET_TOTALS = select(LedgerAccount.asset, func.sum(LedgerAccount.balance)).group_by(LedgerAccount.asset)
+_TOUCHED = select(LedgerAccount.id, LedgerAccount.kind, LedgerAccount.asset, LedgerAccount.holder_id,
+                  LedgerAccount.balance).where(LedgerAccount.id.in_(bindparam("ids", expanding=True)))
+_POSTED = (select(Posting.account_id, func.sum(Posting.amount))
+           .where(Posting.account_id.in_(bindparam("ids", expanding=True))).group_by(Posting.account_id))
+_HOLDER_GRAMS = (select(func.coalesce(func.sum(Receipt.net_grams), 0)).join(Product, Product.id == Receipt.product_id)
+                 .where(Receipt.owner_account_id == bindparam("holder_id"), Product.code == bindparam("code"),
+                        Receipt.status.in_(LIVE_RECEIPT_STATES)))
+_PRODUCT_GRAMS = (select(func.coalesce(func.sum(Receipt.net_grams), 0)).join(Product, Product.id == Receipt.product_id)
+                  .where(Product.code == bindparam("code"), Receipt.status.in_(LIVE_RECEIPT_STATES)))
+_IN_AND_OUT = select(LedgerAccount.kind, LedgerAccount.balance).where(
+    LedgerAccount.asset == bindparam("code"), LedgerAccount.kind.in_((WAREHOUSE_IN, LOAD_OUT, INVALIDATED)))
 
 
 def cash_of(session: Session, trading_account_id: int) -> LedgerAccount:
@@ -186,16 +202,13 @@ def check_batch_invariants(session: Session, ledger_account_ids: set[int]) -> No
     post to has not changed, so it still holds what the previous check or end of day found."""
     session.flush()
     problems: list[str] = []
-    for asset, total in session.execute(
-        select(LedgerAccount.asset, func.sum(LedgerAccount.balance)).group_by(LedgerAccount.asset)
-    ):
+    connection = session.connection()
+    for asset, total in connection.execute(_ASSET_TOTALS):
         if int(total or 0) != 0:
             problems.append(f"asset {asset}: balances sum to {int(total)}, not 0")
     ids = sorted(ledger_account_ids)
-    touched = session.execute(select(LedgerAccount.id, LedgerAccount.kind, LedgerAccount.asset, LedgerAccount.holder_id,
-                                     LedgerAccount.balance).where(LedgerAccount.id.in_(ids))).all() if ids else []
-    posted = dict(session.execute(select(Posting.account_id, func.sum(Posting.amount))
-                                  .where(Posting.account_id.in_(ids)).group_by(Posting.account_id)).all()) if ids else {}
+    touched = connection.execute(_TOUCHED, {"ids": ids}).all() if ids else []
+    posted = dict(connection.execute(_POSTED, {"ids": ids}).all()) if ids else {}
     products = set()
     for account_id, kind, asset, holder_id, cached in touched:
         if int(posted.get(account_id) or 0) != int(cached):
@@ -204,19 +217,13 @@ def check_batch_invariants(session: Session, ledger_account_ids: set[int]) -> No
             continue
         products.add(asset)
         if kind == METAL:
-            grams = session.scalar(
-                select(func.coalesce(func.sum(Receipt.net_grams), 0)).join(Product, Product.id == Receipt.product_id)
-                .where(Receipt.owner_account_id == holder_id, Product.code == asset,
-                       Receipt.status.in_(LIVE_RECEIPT_STATES)))
+            grams = connection.execute(_HOLDER_GRAMS, {"holder_id": holder_id, "code": asset}).scalar()
             if int(grams or 0) != int(cached):
                 problems.append(f"account {holder_id} product {asset}: ledger {int(cached)} g != receipts {int(grams or 0)} g")
     for code in sorted(products):
-        live = int(session.scalar(
-            select(func.coalesce(func.sum(Receipt.net_grams), 0)).join(Product, Product.id == Receipt.product_id)
-            .where(Product.code == code, Receipt.status.in_(LIVE_RECEIPT_STATES))) or 0)
+        live = int(connection.execute(_PRODUCT_GRAMS, {"code": code}).scalar() or 0)
         registered_in = gone_out = 0
-        for kind, amount in session.execute(select(LedgerAccount.kind, LedgerAccount.balance).where(
-                LedgerAccount.asset == code, LedgerAccount.kind.in_((WAREHOUSE_IN, *_OUT_KINDS)))):
+        for kind, amount in connection.execute(_IN_AND_OUT, {"code": code}):
             if kind == WAREHOUSE_IN:
                 registered_in += -int(amount)
             else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, aliased
@@ -305,6 +306,46 @@ def _rules_for_day_statement():
 # Built once: SQLAlchemy memoises a statement object's cache key, and building and keying this one on every order
 # cost more than running it.
 _RULES_FOR_DAY = _rules_for_day_statement()
+
+
+def _rules_columns_statement():
+    candidate = aliased(ProductVersion)
+    day = bindparam("day")
+    version_id = (select(candidate.id)
+                  .where(candidate.product_id == Product.id, candidate.effective_on <= day)
+                  .order_by(candidate.effective_on.desc()).limit(1).correlate(Product).scalar_subquery())
+    previous = (select(SettlementPrice.price_fen)
+                .where(SettlementPrice.product_id == Product.id, SettlementPrice.day < day)
+                .order_by(SettlementPrice.day.desc()).limit(1).correlate(Product).scalar_subquery())
+    return (select(Product.id, Product.code, Product.reference_price_fen, ProductVersion.id.label("version_id"),
+                   ProductVersion.tick_fen, ProductVersion.band_ppm, ProductVersion.max_order_lots,
+                   previous.label("previous_fen"))
+            .outerjoin(ProductVersion, ProductVersion.id == version_id)
+            .where(Product.code == bindparam("code")))
+
+
+_RULES_COLUMNS = _rules_columns_statement()
+
+
+def rules_row_for_day(session: Session, code: str, day: date):
+    """What `rules_for_day` decides for an order, as one plain row read through Core (no ORM objects are built):
+    `id`, `code`, `version_id` (None when no version is in force), `tick_fen`, `band_ppm`, `max_order_lots` and
+    `reference_fen`, the reference for the day's price band. None when there is no such product."""
+    row = session.connection().execute(_RULES_COLUMNS, {"code": code, "day": day}).first()
+    if row is None:
+        return None
+    return _RulesRow(row.id, row.code, row.version_id, row.tick_fen, row.band_ppm, row.max_order_lots,
+                     int(row.previous_fen) if row.previous_fen is not None else row.reference_price_fen)
+
+
+class _RulesRow(NamedTuple):
+    id: int
+    code: str
+    version_id: int | None
+    tick_fen: int
+    band_ppm: int
+    max_order_lots: int
+    reference_fen: int
 
 
 def rules_for_day(session: Session, code: str, day: date) -> tuple[Product, ProductVersion | None, int] | None:

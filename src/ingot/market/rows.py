@@ -59,3 +59,15 @@ def get(session: Session, model, ident):
         if row is not None:
             keep(session, row)
     return row
+
+
+def forget(session: Session, model, ident, natural_key: tuple | None = None) -> None:
+    """A Core statement has just changed the row of `model` with primary key `ident`: drop it from what this
+    transaction holds and expire the session's copy (if any), so that the next read sees the new values."""
+    rows = held(session)
+    rows.pop((model, ident), None)
+    if natural_key is not None:
+        rows.pop((model, *natural_key), None)
+    row = session.identity_map.get(session.identity_key(model, ident))
+    if row is not None:
+        session.expire(row)

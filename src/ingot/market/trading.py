@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from ingot.core.audit import record_change
+from ingot.core.audit import record_change, record_change_now
 from ingot.core.auth import Principal
 from ingot.core.errors import Conflict, NotFound
 from ingot.core.timeutil import shown, utcnow
@@ -72,8 +72,16 @@ from ingot.market.models import (
     SettlementPrice,
     Trade,
     TradingAccount,
+    TradingDay,
 )
-from ingot.market.products import get_product, previous_settlement_price, price_band, rules_for_day, version_in_force
+from ingot.market.products import (
+    get_product,
+    previous_settlement_price,
+    price_band,
+    rules_for_day,
+    rules_row_for_day,
+    version_in_force,
+)
 from ingot.market.receipts import receipt_view, resting_status
 
 
@@ -82,20 +90,26 @@ def _rejected(code: str, field: str, **params) -> MarketRejected:
     return MarketRejected(Rejection(code, zh.format(**params), en.format(**params), field))
 
 
-_rows, _keep, _get = rows.held, rows.keep, rows.get
+_rows, _keep, _get, _forget = rows.held, rows.keep, rows.get, rows.forget
+
+
+# Built once, like the order path's own statements: a trade reads its buyer's and seller's accounts and its product.
+_ACCOUNT_BY_ENGINE_ID = select(TradingAccount).where(TradingAccount.engine_id == bindparam("engine_id"))
+_PRODUCT_BY_CODE = select(Product).where(Product.code == bindparam("code"))
+_DAY_STATE = select(TradingDay.state).where(TradingDay.day == bindparam("day"))
 
 
 def _account_by_engine_id(session: Session, engine_id: str) -> TradingAccount:
     row = _rows(session).get((TradingAccount, "engine_id", engine_id))
     if row is None:
-        row = _keep(session, session.scalar(select(TradingAccount).where(TradingAccount.engine_id == engine_id)))
+        row = _keep(session, session.scalars(_ACCOUNT_BY_ENGINE_ID, {"engine_id": engine_id}).first())
     return row
 
 
 def _product_by_code(session: Session, code: str) -> Product | None:
     row = _rows(session).get((Product, "code", code))
     if row is None:
-        row = session.scalar(select(Product).where(Product.code == code))
+        row = session.scalars(_PRODUCT_BY_CODE, {"code": code}).first()
         if row is not None:
             _keep(session, row)
     return row
@@ -312,7 +326,8 @@ def _settle(session: Session, instruction: SettlementInstruction, context: _Cont
     at = from_utc_micros(executed.at_us)
     # A trade booked into a day whose statements are already written would be missing from them: refuse it, and
     # the whole command with it (the transaction rolls back and the core rebuilds from what was committed).
-    _refuse_if_day_ended(session, trading_day(at), "trade")
+    if not _day_not_ended(session, trading_day(at)):
+        _refuse_if_day_ended(session, trading_day(at), "trade")
     entry = ledger.post(session, "settlement", f"trade:{instruction.trade_id}", postings, at=at,
                         memo=f"{product.code} {executed.lots} @ {executed.price_fen}")
     context.posted_to.update(account.id for account, _amount in postings)
@@ -382,38 +397,121 @@ def _run(session: Session, command, context: _Context, *, order_id: int | None =
 
 
 # Built once (SQLAlchemy memoises a statement object's cache key; building and keying it per order costs more than
-# running it).
+# running it). Plain columns, no ORM entity: the order path builds no ORM object unless the command trades.
 _ORDER_ACCOUNT = (
-    select(TradingAccount, Member.division_code, MarketUser.member_id, MarketUser.client_id, MarketUser.warehouse_id,
+    select(TradingAccount.id, TradingAccount.engine_id, TradingAccount.member_id, TradingAccount.client_id,
+           Member.division_code, MarketUser.member_id.label("link_member"),
+           MarketUser.client_id.label("link_client"), MarketUser.warehouse_id.label("link_warehouse"),
            select(Order.id).where(Order.account_id == TradingAccount.id, Order.idempotency_key == bindparam("key"))
-           .correlate(TradingAccount).scalar_subquery())
+           .correlate(TradingAccount).scalar_subquery().label("existing_id"))
     .outerjoin(Member, Member.id == TradingAccount.member_id)
     .outerjoin(MarketUser, MarketUser.user_id == bindparam("user_id"))
     .where(TradingAccount.engine_id == bindparam("engine_id")))
 _RECEIPTS_BY_NUMBER = select(Receipt).where(Receipt.number.in_(bindparam("numbers", expanding=True)))
 _ORDERS_BY_ID = select(Order).where(Order.id.in_(bindparam("ids", expanding=True)))
+_RECEIPT_LIENS = (select(Receipt.id, Receipt.number, Receipt.owner_account_id, Receipt.status, Receipt.lien_kind,
+                         Receipt.lien_ref)
+                  .where(Receipt.number.in_(bindparam("numbers", expanding=True))))
+_INSERT_ORDER = insert(Order.__table__)
+_SET_LIEN = (update(Receipt.__table__).where(Receipt.__table__.c.id == bindparam("receipt_id"))
+             .values(status=bindparam("status"), lien_kind=bindparam("lien_kind"), lien_ref=bindparam("lien_ref"),
+                     updated_at=bindparam("at")))
+_CANCEL_ROW = (update(Order.__table__).where(Order.__table__.c.id == bindparam("order_id"))
+               .values(status=bindparam("status"), cancel_reason=bindparam("reason"), open_lots=0,
+                       updated_at=bindparam("at")))
+_OWN_ORDER = (
+    select(Order.id, Order.idempotency_key, Order.side, Order.order_type, Order.tif, Order.price_fen, Order.lots,
+           Order.open_lots, Order.filled_lots, Order.status, Order.cancel_reason, Order.receipt_numbers,
+           Order.created_at, Order.updated_at, Product.code.label("product_code"),
+           TradingAccount.id.label("account_id"), TradingAccount.engine_id, TradingAccount.member_id,
+           TradingAccount.client_id, MarketUser.member_id.label("link_member"),
+           MarketUser.client_id.label("link_client"), MarketUser.warehouse_id.label("link_warehouse"))
+    .join(TradingAccount, TradingAccount.id == Order.account_id)
+    .join(Product, Product.id == Order.product_id)
+    .outerjoin(MarketUser, MarketUser.user_id == bindparam("user_id"))
+    .where(Order.id == bindparam("order_id")))
 
 
-def _order_account(session: Session, actor: Principal, engine_id: str, key: str) -> tuple[TradingAccount, str | None,
-                                                                                          int | None]:
+def _order_account(session: Session, actor: Principal, engine_id: str, key: str):
     """What `accessible_account` decides, plus the member's division (for the audit entry) and the id of the order
-    already placed on the account under `key`, in one statement instead of four."""
-    row = session.execute(_ORDER_ACCOUNT, {"engine_id": engine_id, "user_id": actor.user_id, "key": key}).first()
+    already placed on the account under `key`, in one statement instead of four. The account comes back as a plain
+    row (`id`, `engine_id`, `member_id`, `client_id`)."""
+    row = session.connection().execute(_ORDER_ACCOUNT, {"engine_id": engine_id, "user_id": actor.user_id,
+                                                        "key": key}).first()
     if row is None:
         visible = False
+    elif actor.role in TRADERS:
+        visible = link_sees_account(row.link_member, row.link_client, row.link_warehouse, row)
     else:
-        account, division, link_member, link_client, link_warehouse, existing_id = row
-        if actor.role in TRADERS:
-            visible = link_sees_account(link_member, link_client, link_warehouse, account)
-        else:
-            visible = in_scope(session, actor, account)
+        visible = in_scope(session, actor, row)
     if not visible:
         # Said as "no such account" so that nobody learns which other accounts exist.
         raise NotFound(f"交易账户不存在：{engine_id}", f"no such trading account: {engine_id}", field="account")
-    return _keep(session, account), division, existing_id
+    return row, row.division_code, row.existing_id
 
 
-def place_order(
+def _view_of(order_id: int, key: str, account: str, product: str, side: str, order_type: str, tif: str,
+             price_fen: int, lots: int, open_lots: int, filled_lots: int, status: str, cancel_reason, receipts,
+             created_at: datetime, updated_at: datetime) -> dict:
+    """`order_view` from plain values (the same keys, the same values)."""
+    return {"order_id": order_id, "key": key, "account": account, "product": product, "side": side,
+            "order_type": order_type, "tif": tif, "price_fen": price_fen, "lots": lots, "open_lots": open_lots,
+            "filled_lots": filled_lots, "status": status, "cancel_reason": cancel_reason, "receipts": list(receipts),
+            "created_at": created_at.isoformat(), "updated_at": updated_at.isoformat()}
+
+
+def _only_event(events: list, kind, order_id: int):
+    """The command's one event when it is a `kind` event for `order_id`; else None (the command did more: it
+    traded, split a receipt or changed a session, and its events go through `_persist_events`)."""
+    if len(events) == 1 and type(events[0]) is kind and events[0].order_id == order_id:
+        return events[0]
+    return None
+
+
+def _sync_liens_now(session: Session, actor: Principal, at: datetime, numbers) -> None:
+    """`_sync_liens` for a command that changed only orders' liens (an order placed or cancelled, no trade): the
+    receipts' rows are read and written with Core statements, each change audited as there."""
+    if not numbers:
+        return
+    numbers = sorted(set(numbers))
+
+    def liens(core):
+        return {n: (core.receipts[n].status, core.receipts[n].encumbered_by) for n in numbers if n in core.receipts}
+
+    engine_liens = gateway.read_fed_core(session, liens)
+    connection = session.connection()
+    found = {row.number: row for row in connection.execute(_RECEIPT_LIENS, {"numbers": numbers})}
+    for number in numbers:
+        receipt = found.get(number)
+        if receipt is None or number not in engine_liens or receipt.lien_kind == "pledge":
+            continue
+        status, order_id = engine_liens[receipt.number]
+        if status != "live":
+            continue
+        before = (receipt.status, receipt.lien_kind, receipt.lien_ref)
+        if order_id:
+            after = ("encumbered", "order", str(order_id))
+        elif receipt.lien_kind == "order" or receipt.status == "encumbered":
+            after = (resting_status(session, receipt), None, None)
+        else:
+            after = before
+        if after == before:
+            continue
+        connection.execute(_SET_LIEN, {"receipt_id": receipt.id, "status": after[0], "lien_kind": after[1],
+                                       "lien_ref": after[2], "at": at})
+        _forget(session, Receipt, receipt.id, ("number", receipt.number))
+        record_change_now(session, actor, "market_receipt", receipt.id, "lien",
+                          dict(zip(("status", "lien_kind", "lien_ref"), before)),
+                          dict(zip(("status", "lien_kind", "lien_ref"), after)))
+
+
+def place_order(session: Session, actor: Principal, **order) -> Order:
+    """Feed one order to the core (see `submit_order`) and return its row."""
+    view = submit_order(session, actor, **order)
+    return _get(session, Order, view["order_id"])
+
+
+def submit_order(
     session: Session,
     actor: Principal,
     *,
@@ -427,34 +525,37 @@ def place_order(
     tif: str = "DAY",
     receipts: list[str] | tuple[str, ...] = (),
     now: datetime | None = None,
-) -> Order:
-    """Feed one order to the core. A resubmission with the same key returns the first order, never a second."""
+) -> dict:
+    """Feed one order to the core and return its view. A resubmission with the same key returns the first order,
+    never a second.
+
+    An order that only rests (no trade) is written with Core statements: its row, the liens on the receipts it
+    locks and the audit entries, with no ORM object and no unit-of-work flush; an order that trades goes through
+    `_persist_events` (settlement, ledger, receipt splits). Both write the same rows."""
     require(actor, TRADERS, "下单（交易中心不持有头寸）", "place orders (the centre takes no positions)")
     trading_account, division, existing_id = _order_account(session, actor, account, key)
     at = now or utcnow()
     if existing_id is not None:
-        return _get(session, Order, existing_id)
+        return order_view(session, _get(session, Order, existing_id))
     code = product
-    rules = rules_for_day(session, code, trading_day(at))
+    rules = rules_row_for_day(session, code, trading_day(at))
     if rules is None:
         raise _rejected("unknown_product", "product", product=code)
-    product_row, version, reference_fen = rules
-    _keep(session, product_row)
-    if version is None:
+    if rules.version_id is None:
         raise refuse("product_not_in_force", f"品种 {code} 的交易规则尚未生效", f"product {code} has no rules in force yet",
                      "product")
     # The rules in force today, checked here because the core's own limits are opened wide (see products.py).
-    if type(lots) is int and lots > version.max_order_lots:
-        raise _rejected("quantity_above_maximum", "lots", lots=lots, maximum=version.max_order_lots)
+    if type(lots) is int and lots > rules.max_order_lots:
+        raise _rejected("quantity_above_maximum", "lots", lots=lots, maximum=rules.max_order_lots)
     if type(price_fen) is int and price_fen > 0:
-        if price_fen % version.tick_fen:
-            raise _rejected("off_tick_price", "price_fen", price=price_fen, tick=version.tick_fen)
-        low, high = price_band(reference_fen, version)
+        if price_fen % rules.tick_fen:
+            raise _rejected("off_tick_price", "price_fen", price=price_fen, tick=rules.tick_fen)
+        low, high = price_band(rules.reference_fen, rules)
         if not low <= price_fen <= high:
             raise _rejected("price_outside_band", "price_fen", price=price_fen, low=low, high=high)
     numbers = tuple(receipts or ())
     if side == SELL:
-        found = _receipts(session, numbers)
+        found = {row.number: row for row in session.connection().execute(_RECEIPT_LIENS, {"numbers": list(numbers)})}
         for number in numbers:
             receipt = found.get(number)
             if receipt is None:
@@ -466,20 +567,39 @@ def place_order(
                              "receipt_ids")
     command = NewOrder(key, utc_micros(at), trading_account.engine_id, code, side, lots, price_fen, order_type, tif,
                        numbers)
-    context = _Context(actor, at, key=key, receipt_numbers=numbers)
     try:
-        outcome = _run(session, command, context)
+        outcome = gateway.execute(session, command)
+        if not outcome.ack.accepted:
+            raise MarketRejected(outcome.ack.rejection)
     except MarketRejected as rejected:
         if rejected.rejection.code == "market_closed":
-            raise _with_next_opening(session, product_row, at, rejected.rejection) from None
+            raise _with_next_opening(session, _get(session, Product, rules.id), at, rejected.rejection) from None
         raise
-    order = _get(session, Order, outcome.ack.order_id)
+    order_id = outcome.ack.order_id
+    accepted = _only_event(outcome.events, OrderAccepted, order_id) if outcome.fresh else None
+    if accepted is not None:
+        session.flush()
+        session.connection().execute(_INSERT_ORDER, {
+            "id": order_id, "idempotency_key": key, "account_id": trading_account.id, "product_id": rules.id,
+            "side": accepted.side, "order_type": accepted.order_type, "tif": accepted.tif,
+            "price_fen": accepted.price_fen, "lots": accepted.lots, "open_lots": accepted.lots, "filled_lots": 0,
+            "status": "resting", "cancel_reason": None, "receipt_numbers": list(numbers), "placed_by": actor.user_id,
+            "created_at": at, "updated_at": at})
+        _sync_liens_now(session, actor, at, numbers)
+        view = _view_of(order_id, key, trading_account.engine_id, code, accepted.side, accepted.order_type,
+                        accepted.tif, accepted.price_fen, accepted.lots, accepted.lots, 0, "resting", None, numbers,
+                        at, at)
+        record_change_now(session, actor, "market_order", order_id, "place", None, view, division_code=division)
+        return view
+    if outcome.fresh:
+        _persist_events(session, outcome.events, _Context(actor, at, key=key, receipt_numbers=numbers))
+    order = _get(session, Order, order_id)
     if order is None or order.idempotency_key != key:
         raise refuse("key_reused", f"幂等键 {key} 已用于其他指令", f"idempotency key {key} was used for another command", "key")
+    view = order_view(session, order)
     if outcome.fresh:
-        record_change(session, actor, "market_order", order.id, "place", None, order_view(session, order),
-                      division_code=division)
-    return order
+        record_change(session, actor, "market_order", order.id, "place", None, view, division_code=division)
+    return view
 
 
 def _with_next_opening(session: Session, product: Product, at: datetime, rejection: Rejection) -> MarketRejected:
@@ -504,16 +624,55 @@ def _own_order(session: Session, actor: Principal, order_id: int) -> Order:
 
 
 def cancel_order(session: Session, actor: Principal, order_id: int, *, key: str, now: datetime | None = None) -> Order:
-    order = _own_order(session, actor, order_id)
-    account = _get(session, TradingAccount, order.account_id)
+    """Cancel one resting order (see `submit_cancel`) and return its row."""
+    submit_cancel(session, actor, order_id, key=key, now=now)
+    return _get(session, Order, order_id)
+
+
+def submit_cancel(session: Session, actor: Principal, order_id: int, *, key: str, now: datetime | None = None) -> dict:
+    """Cancel one resting order and return its view; a resubmitted key returns the order as it is. The order, its
+    account and the caller's market-user link are read in one statement; a cancel that only cancels is written
+    with Core statements (the order, the receipts it released, the audit entries)."""
+    require(actor, TRADERS, "撤单或改单", "cancel or amend orders")
+    bounded_int(order_id, "order_id", "指令编号", "the order id", minimum=1, maximum=ID_MAX)
+    row = session.connection().execute(_OWN_ORDER, {"order_id": order_id, "user_id": actor.user_id}).first()
+    if row is None:
+        visible = False
+    elif actor.role in TRADERS:
+        visible = link_sees_account(row.link_member, row.link_client, row.link_warehouse, row)
+    else:
+        visible = in_scope(session, actor, row)
+    if not visible:
+        raise NotFound(f"指令不存在：{order_id}", f"no such order: {order_id}", field="order_id")
     at = now or utcnow()
-    before = order_view(session, order)
-    outcome = _run(session, CancelOrder(key, utc_micros(at), account.engine_id, order_id), _Context(actor, at, key=key),
-                   order_id=order_id)
+    before = _view_of(row.id, row.idempotency_key, row.engine_id, row.product_code, row.side, row.order_type,
+                      row.tif, row.price_fen, row.lots, row.open_lots, row.filled_lots, row.status, row.cancel_reason,
+                      row.receipt_numbers, row.created_at, row.updated_at)
+    outcome = gateway.execute(session, CancelOrder(key, utc_micros(at), row.engine_id, order_id))
+    if not outcome.ack.accepted:
+        raise MarketRejected(outcome.ack.rejection)
     if not outcome.fresh:
-        return order
-    record_change(session, actor, "market_order", order.id, "cancel", before, order_view(session, order))
-    return order
+        if outcome.ack.order_id != order_id:
+            raise refuse("key_reused", f"幂等键 {key} 已用于其他指令", f"idempotency key {key} was used for another command",
+                         "key")
+        return before
+    cancelled = _only_event(outcome.events, OrderCancelled, order_id)
+    if cancelled is None:
+        _persist_events(session, outcome.events, _Context(actor, at, key=key))
+        order = _get(session, Order, order_id)
+        view = order_view(session, order)
+        record_change(session, actor, "market_order", order_id, "cancel", before, view)
+        return view
+    status = "expired" if cancelled.reason == "expired" else "cancelled"
+    session.flush()
+    session.connection().execute(_CANCEL_ROW, {"order_id": order_id, "status": status, "reason": cancelled.reason,
+                                               "at": at})
+    _forget(session, Order, order_id)
+    _sync_liens_now(session, actor, at, row.receipt_numbers)
+    view = {**before, "open_lots": 0, "status": status, "cancel_reason": cancelled.reason,
+            "updated_at": at.isoformat()}
+    record_change_now(session, actor, "market_order", order_id, "cancel", before, view)
+    return view
 
 
 def amend_order(session: Session, actor: Principal, order_id: int, *, lots: int, price_fen: int, key: str,
@@ -604,7 +763,20 @@ OPENING_ACTIONS = (OPEN_AUCTION, UNCROSS, CONTINUOUS)
 
 def end_of_day_ran(session: Session, day: date) -> bool:
     """Whether end of day has run for `day`: the trading-days table says so (the audit entry is only the audit)."""
-    return trading_days.day_ended(session, day)
+    return session.scalar(_DAY_STATE, {"day": day}) == trading_days.ENDED
+
+
+def _day_not_ended(session: Session, day: date) -> bool:
+    """`not end_of_day_ran`, asked once per transaction for each day a settlement books into (a command may settle
+    several trades). Remembering the answer is sound because end of day journals its own commands: it cannot commit
+    while this transaction holds the engine's head, which every settlement's transaction has taken before it gets
+    here, so no end of day can land between this transaction's first check and its commit."""
+    rows = _rows(session)
+    if (TradingDay, "open", day) not in rows:
+        if end_of_day_ran(session, day):
+            return False
+        rows[(TradingDay, "open", day)] = True
+    return True
 
 
 def _refuse_if_day_ended(session: Session, day: date, attempted: str) -> None:
