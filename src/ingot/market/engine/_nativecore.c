@@ -53,7 +53,7 @@ enum {
 };
 /* Cancel reasons of OrderCancelled. */
 enum { CR_CLIENT = 1, CR_SELF_TRADE, CR_IOC_REMAINDER, CR_MARKET_REMAINDER, CR_FOK_UNFILLED };
-/* Event records. */
+/* Event records (EV_ACCEPTED is never written; the number stays reserved). */
 enum { EV_ACCEPTED = 1, EV_CANCELLED, EV_TRADE, EV_SETTLE, EV_DELIVERY, EV_SPLIT };
 
 #define STR_REF(off, len) (((i64)(off) << 24) | (i64)(len))
@@ -90,8 +90,10 @@ typedef struct {
 
 typedef struct {
     int32_t str, product, owner, parent, next; /* parent: string id or -1 for "" ; next: in its order's list */
+    int32_t first_child;                       /* slot of the delivered child of its split (the remainder is next) */
     uint8_t status;
     i64 weight, lots, encumbered, children;
+    i64 nth; /* a split's child: the n of its id "<parent>.<n>" */
 } Receipt;
 
 typedef struct {
@@ -150,6 +152,12 @@ typedef struct {
     int32_t nacks, acks_cap;
     Slot *ahash; /* entry index and the upper half of its hash */
     uint32_t ahash_cap;
+    /* Split receipts' ids are written to the string arena but not entered in the string hash (each would be a
+     * random probe into a large table); find_receipt() reaches them through their parent. Only when the loaded
+     * state has a receipt id that looks like a child's id but is not ("<x>.<n>" whose parent is not x), which a
+     * new child could overwrite as the reference's dict would, are they hashed like every other string. */
+    int hash_children;
+    int lazy_children; /* some child id is not in the string hash */
     /* counters */
     i64 sequence, trade_count;
     i128 centre_fees, deposited, withdrawn, grams_registered, grams_out;
@@ -209,21 +217,29 @@ static int bytes_reserve(Bytes *b, size_t extra)
 static inline uint64_t hash_bytes(const char *s, size_t n, uint64_t h)
 {
     h ^= (uint64_t)n * 0x9E3779B97F4A7C15ULL;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
-        h ^= h >> 31;
-        s += 8;
-        n -= 8;
+    uint64_t w;
+    if (n >= 8) {
+        const char *last = s + n - 8;
+        while (s < last) {
+            memcpy(&w, s, 8);
+            h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
+            h ^= h >> 31;
+            s += 8;
+        }
+        memcpy(&w, last, 8); /* the last eight bytes, overlapping what came before */
+    } else if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + n - 4, 4);
+        w = (uint64_t)lo | ((uint64_t)hi << 32);
+    } else if (n) {
+        w = (uint64_t)(unsigned char)s[0] | ((uint64_t)(unsigned char)s[n >> 1] << 8) |
+            ((uint64_t)(unsigned char)s[n - 1] << 16);
+    } else {
+        w = 0;
     }
-    if (n) {
-        uint64_t w = 0;
-        for (size_t i = 0; i < n; i++)
-            w |= (uint64_t)(unsigned char)s[i] << (8 * i);
-        h = (h ^ w) * 0x94D049BB133111EBULL;
-        h ^= h >> 29;
-    }
+    h = (h ^ w) * 0x94D049BB133111EBULL;
+    h ^= h >> 29;
     h = (h ^ (h >> 32)) * 0xBF58476D1CE4E5B9ULL;
     return h ^ (h >> 29);
 }
@@ -261,9 +277,8 @@ static int shash_rebuild(Core *c, uint32_t cap)
 }
 
 /* The id of the string s[0..n), or -1; with create, a new id is made for a string never seen. -2 on error. */
-static int32_t intern(Core *c, const char *s, size_t n, int create)
+static int32_t intern_h(Core *c, const char *s, size_t n, uint64_t h, int create)
 {
-    uint64_t h = hash_bytes(s, n, HASH_SEED);
     if (c->shash_cap) {
         uint32_t at = (uint32_t)h & (c->shash_cap - 1);
         for (;;) {
@@ -312,6 +327,11 @@ static int32_t intern(Core *c, const char *s, size_t n, int create)
         at = (at + 1) & (c->shash_cap - 1);
     c->shash[at] = id;
     return id;
+}
+
+static inline int32_t intern(Core *c, const char *s, size_t n, int create)
+{
+    return intern_h(c, s, n, hash_bytes(s, n, HASH_SEED), create);
 }
 
 static PyObject *str_object(Core *c, int32_t id)
@@ -665,6 +685,67 @@ static int finish(Core *c, int32_t slot, i64 sequence, int reason)
 }
 
 /* A receipt id "parent.n" interned; the receipt slot it names is made by the caller. */
+/* A string id for s[0..n) that is not entered in the string hash. */
+static int32_t add_unhashed(Core *c, const char *s, size_t n)
+{
+    int32_t old_cap = c->strs_cap;
+    if (grow((void **)&c->strs, &c->strs_cap, c->nstrs + 1, sizeof(Str)) < 0)
+        return -2;
+    if (c->strs_cap != old_cap) {
+        int32_t *arrays[3] = {c->mem_of, c->prod_of, c->rcpt_of};
+        for (int k = 0; k < 3; k++) {
+            int32_t *p = PyMem_Realloc(arrays[k], (size_t)c->strs_cap * sizeof(int32_t));
+            if (!p) {
+                PyErr_NoMemory();
+                return -2;
+            }
+            memset(p + old_cap, 0xff, (size_t)(c->strs_cap - old_cap) * sizeof(int32_t));
+            arrays[k] = p;
+        }
+        c->mem_of = arrays[0];
+        c->prod_of = arrays[1];
+        c->rcpt_of = arrays[2];
+    }
+    if (bytes_reserve(&c->sarena, n) < 0)
+        return -2;
+    int32_t id = c->nstrs++;
+    c->strs[id].off = (uint32_t)c->sarena.len;
+    c->strs[id].len = (uint32_t)n;
+    c->strs[id].hash = 0;
+    memcpy(c->sarena.p + c->sarena.len, s, n);
+    c->sarena.len += n;
+    return id;
+}
+
+/* The receipt slot a receipt id names, or -1: through the string hash, else (for a split's child, whose id is
+ * not hashed) through its parent, "<parent>.<n>". */
+static int32_t find_receipt(Core *c, const char *s, size_t n, uint64_t h)
+{
+    int32_t id = intern_h(c, s, n, h, 0);
+    if (id >= 0 && c->rcpt_of[id] >= 0)
+        return c->rcpt_of[id];
+    if (!c->lazy_children)
+        return -1;
+    size_t dot = n;
+    while (dot > 0 && s[dot - 1] >= '0' && s[dot - 1] <= '9')
+        dot--;
+    /* digits after a dot, no leading zero, as the id of a child is written */
+    if (dot == n || dot < 2 || s[dot - 1] != '.' || s[dot] == '0' || n - dot > 18)
+        return -1;
+    i64 k = 0;
+    for (size_t i = dot; i < n; i++)
+        k = k * 10 + (s[i] - '0');
+    int32_t parent = find_receipt(c, s, dot - 1, hash_bytes(s, dot - 1, HASH_SEED));
+    if (parent < 0 || c->receipts[parent].first_child < 0)
+        return -1;
+    int32_t child = c->receipts[parent].first_child;
+    if (c->receipts[child].nth == k)
+        return child;
+    if (c->receipts[child + 1].nth == k)
+        return child + 1;
+    return -1;
+}
+
 static int32_t child_id(Core *c, int32_t parent_str, i64 n)
 {
     Str *s = &c->strs[parent_str];
@@ -687,7 +768,13 @@ static int32_t child_id(Core *c, int32_t parent_str, i64 n)
     for (int i = 0; i < count; i++)
         buf[len + 1 + i] = digits[count - 1 - i];
     int extra = count + 1;
-    int32_t id = intern(c, buf, len + (size_t)extra, 1);
+    int32_t id;
+    if (c->hash_children) {
+        id = intern(c, buf, len + (size_t)extra, 1);
+    } else {
+        id = add_unhashed(c, buf, len + (size_t)extra);
+        c->lazy_children = 1;
+    }
     if (buf != small)
         PyMem_Free(buf);
     return id;
@@ -709,6 +796,8 @@ static int32_t receipt_new(Core *c, int32_t str, int32_t product, int32_t owner,
     r->lots = lots;
     r->encumbered = 0;
     r->children = 0;
+    r->first_child = -1;
+    r->nth = 0;
     c->rcpt_of[str] = slot; /* as receipts[id] = ... in Python: a clashing id is overwritten */
     return slot;
 }
@@ -757,7 +846,10 @@ static int64_t deliver(Core *c, int32_t sell, i64 lots, int32_t buyer, i64 seque
         int32_t m = receipt_new(c, m_str, product, owner, remainder_grams, remainder_lots, parent_str);
         if (m < 0)
             return -1;
+        c->receipts[d].nth = children + 1;
+        c->receipts[m].nth = children + 2;
         r = &c->receipts[rs];
+        r->first_child = d;
         r->children += 2;
         r->status = RS_SPLIT;
         r->encumbered = 0;
@@ -982,7 +1074,7 @@ static inline size_t utf8_chars(const char *s, size_t n)
     } while (0)
 
 static int new_order(Core *c, const i64 *cmd, const Blob *b, i64 *res, int32_t member_str, const char *key,
-                     size_t key_len, uint64_t ahash)
+                     size_t key_len, uint64_t ahash, uint64_t first_receipt_hash)
 {
     i64 at_us = cmd[1];
     if (key_len == 0 || (key_len > MAX_KEY_CHARS && utf8_chars(key, key_len) > MAX_KEY_CHARS))
@@ -1074,8 +1166,7 @@ static int new_order(Core *c, const i64 *cmd, const Blob *b, i64 *res, int32_t m
                 refused = -2;
                 break;
             }
-            int32_t rstr = intern(c, rs, rn, 0);
-            int32_t rslot = rstr >= 0 ? c->rcpt_of[rstr] : -1;
+            int32_t rslot = find_receipt(c, rs, rn, i == 0 ? first_receipt_hash : hash_bytes(rs, rn, HASH_SEED));
             res[2] = i;
             Receipt *r = rslot >= 0 ? &c->receipts[rslot] : NULL;
             if (!r || r->status != RS_LIVE) {
@@ -1141,15 +1232,8 @@ static int new_order(Core *c, const i64 *cmd, const Blob *b, i64 *res, int32_t m
     o->rhead = o->rtail = -1;
     o->level = o->prev = o->next = -1;
     o->live = 1;
-    i64 *e = out_record(&c->events);
-    if (!e)
-        goto fail;
-    e[0] = EV_ACCEPTED | ((i64)side << 8) | ((i64)type << 16) | ((i64)tif << 24);
-    e[1] = sequence;
-    e[2] = pair32(member_str, p->str);
-    e[3] = price;
-    e[4] = lots;
-    e[5] = at_us;
+    /* OrderAccepted is not written: it is the command itself with its sequence, and native.py makes it so. */
+    i64 *e;
     i64 first_trade = 0, ntrades = 0;
     int status;
     if (tif == TIF_FOK && fillable(c, p, o) < lots) {
@@ -1273,7 +1357,42 @@ static int cancel_order(Core *c, const i64 *cmd, i64 *res, int32_t member_str, c
 }
 
 /* One command: 0 done (result written), -1 error, -2 malformed record, 1 declined (nothing changed). */
-static int run_one(Core *c, const i64 *cmd, const Blob *b, i64 *res)
+/* What run() works out for a command ahead of running it, so that it can prefetch the hash slots the command
+ * will probe: its member's string id, its idempotency hash, its first receipt's string hash. */
+typedef struct {
+    int32_t member_str;
+    uint64_t ack, receipt;
+} Ahead;
+
+/* 0, or -2 for a malformed record */
+static int look_ahead(Core *c, const i64 *cmd, const Blob *b, Ahead *a)
+{
+    const char *key, *rs;
+    size_t key_len, rn;
+    a->member_str = -1;
+    a->ack = a->receipt = 0;
+    if (blob_str(b, cmd[2], &key, &key_len) < 0)
+        return -2;
+    int32_t member_str = lookup_ref(c, b, cmd[3]);
+    if (member_str == -2)
+        return -2;
+    a->member_str = member_str;
+    if (member_str >= 0)
+        a->ack = ack_hash(member_str, key, key_len);
+    if ((cmd[0] & 0xff) == K_NEW && (cmd[7] & 0xffffff)) {
+        uint64_t off = (uint64_t)cmd[7] >> 24;
+        if (off + 8 > b->blob_len)
+            return -2;
+        i64 ref;
+        memcpy(&ref, b->blob + off, 8);
+        if (blob_str(b, ref, &rs, &rn) < 0)
+            return -2;
+        a->receipt = hash_bytes(rs, rn, HASH_SEED);
+    }
+    return 0;
+}
+
+static int run_one(Core *c, const i64 *cmd, const Blob *b, i64 *res, const Ahead *ahead)
 {
     int kind = (int)(cmd[0] & 0xff);
     if (kind != K_NEW && kind != K_CANCEL)
@@ -1284,12 +1403,9 @@ static int run_one(Core *c, const i64 *cmd, const Blob *b, i64 *res)
     size_t key_len;
     if (blob_str(b, cmd[2], &key, &key_len) < 0)
         return -2;
-    int32_t member_str = lookup_ref(c, b, cmd[3]);
-    if (member_str == -2)
-        return -2;
-    uint64_t h = 0;
+    int32_t member_str = ahead->member_str;
+    uint64_t h = ahead->ack;
     if (member_str >= 0) {
-        h = ack_hash(member_str, key, key_len);
         int32_t previous = ack_find(c, member_str, key, key_len, h);
         if (previous >= 0) {
             AckEnt *a = &c->acks[previous];
@@ -1304,7 +1420,7 @@ static int run_one(Core *c, const i64 *cmd, const Blob *b, i64 *res)
     }
     size_t events_before = c->events.len;
     res[6] = (i64)(events_before / 64);
-    int rc = kind == K_NEW ? new_order(c, cmd, b, res, member_str, key, key_len, h)
+    int rc = kind == K_NEW ? new_order(c, cmd, b, res, member_str, key, key_len, h, ahead->receipt)
                            : cancel_order(c, cmd, res, member_str, key, key_len, h);
     res[7] = (i64)((c->events.len - events_before) / 64);
     return rc;
@@ -1475,7 +1591,8 @@ static const char *RSTATUS[] = {"live", "split", "out"};
  *  acks     ((key, member, sequence, status, order_id, filled, (trade ids)), ...) */
 static int load_flat(Core *c, PyObject *flat)
 {
-    TUPLE(flat, 6);
+    TUPLE(flat, 7);
+    c->hash_children = PyObject_IsTrue(PyTuple_GET_ITEM(flat, 6)) != 0;
     PyObject *counters = PyTuple_GET_ITEM(flat, 0), *members = PyTuple_GET_ITEM(flat, 1),
              *products = PyTuple_GET_ITEM(flat, 2), *receipts = PyTuple_GET_ITEM(flat, 3),
              *orders = PyTuple_GET_ITEM(flat, 4), *acks = PyTuple_GET_ITEM(flat, 5);
@@ -1890,12 +2007,62 @@ static PyObject *core_run(Core *c, PyObject *args)
     c->events.p = PyByteArray_AS_STRING(c->events.owner);
     c->events.cap = (size_t)(count + 16) * 4 * 64;
     Blob b = {blob.buf, (size_t)blob.len};
+    /* Room for an acknowledgement per command up front: the idempotency table is not rebuilt mid-batch, so the
+     * slots prefetched below stay where they are. */
+    if ((uint32_t)(c->nacks + count + 1) * 2 > c->ahash_cap) {
+        uint32_t cap = c->ahash_cap ? c->ahash_cap : 1024;
+        while ((uint64_t)(c->nacks + count + 1) * 2 > cap)
+            cap *= 2;
+        if (ahash_rebuild(c, cap) < 0 || grow((void **)&c->acks, &c->acks_cap, c->nacks + (int32_t)count + 1, sizeof(AckEnt)) < 0)
+            goto out;
+    }
+    enum { AHEAD = 16 };
+    Ahead ring[AHEAD];
+    const i64 *records = (const i64 *)cmds.buf;
+    for (Py_ssize_t i = 0; i < AHEAD && i < count; i++)
+        if (look_ahead(c, records + i * 8, &b, &ring[i]) < 0) {
+            PyErr_Format(PyExc_ValueError, "malformed command record %zd", i);
+            goto out;
+        }
     Py_ssize_t done = 0;
     for (; done < count; done++) {
-        const i64 *cmd = (const i64 *)((char *)cmds.buf + done * 64);
+        const i64 *cmd = records + done * 8;
+        Ahead now = ring[done % AHEAD];
+        if (done + AHEAD < count) {
+            Ahead *next = &ring[done % AHEAD];
+            if (look_ahead(c, records + (done + AHEAD) * 8, &b, next) < 0) {
+                PyErr_Format(PyExc_ValueError, "malformed command record %zd", done + AHEAD);
+                goto out;
+            }
+            __builtin_prefetch(&c->ahash[(uint32_t)next->ack & (c->ahash_cap - 1)]);
+            if (next->receipt && c->shash_cap)
+                __builtin_prefetch(&c->shash[(uint32_t)next->receipt & (c->shash_cap - 1)]);
+        }
+        if (done + AHEAD / 2 < count) {
+            /* halfway: the slot is in cache now; fetch the string and receipt it leads to */
+            Ahead *mid = &ring[(done + AHEAD / 2) % AHEAD];
+            if (mid->receipt && c->shash_cap) {
+                int32_t id = c->shash[(uint32_t)mid->receipt & (c->shash_cap - 1)];
+                if (id >= 0) {
+                    __builtin_prefetch(&c->strs[id]);
+                    __builtin_prefetch(&c->rcpt_of[id]);
+                }
+            }
+        }
+        if (done + 2 < count) {
+            Ahead *soon = &ring[(done + 2) % AHEAD];
+            if (soon->receipt && c->shash_cap) {
+                int32_t id = c->shash[(uint32_t)soon->receipt & (c->shash_cap - 1)];
+                if (id >= 0) {
+                    __builtin_prefetch(c->sarena.p + c->strs[id].off);
+                    if (c->rcpt_of[id] >= 0)
+                        __builtin_prefetch(&c->receipts[c->rcpt_of[id]]);
+                }
+            }
+        }
         i64 *res = (i64 *)(c->results.p + c->results.len);
         memset(res, 0, 64);
-        int rc = run_one(c, cmd, &b, res);
+        int rc = run_one(c, cmd, &b, res, &now);
         if (rc == 1)
             break;
         if (rc == -2) {

@@ -237,15 +237,22 @@ class Batch:
     """What one ``NativeCore.run`` produced: one 64-byte result record per command (``results``) and the event
     records (``events``), decoded into the reference's objects only on request."""
 
-    __slots__ = ("packed", "results", "events", "_names", "_tail", "_done")
+    __slots__ = ("packed", "results", "events", "_core", "_names", "_tail", "_done")
 
-    def __init__(self, packed: Packed, done: int, results: bytes, events: bytes, names: list, tail: list):
+    def __init__(self, packed: Packed, done: int, results: bytes, events: bytes, core, names: list, tail: list):
         self.packed = packed
         self._done = done
         self.results = results
         self.events = events
-        self._names = names
+        self._core = core
+        self._names = names  # the core's string table as of this batch's load (completed before any reload)
         self._tail = tail  # outcomes of the commands after the first the native core declined
+
+    def _strings(self) -> list:
+        names = self._names
+        if self._core is not None and names is self._core._names:
+            self._core.names()  # extends this very list up to the present
+        return names
 
     def __len__(self) -> int:
         return len(self.packed)
@@ -281,30 +288,32 @@ class Batch:
         command = self.packed.commands[index]
         status = words[0] & 0xFF
         if status == ST_REJECTED:
-            rejection = _rejection(command, words[0] >> 16 & 0xFF, words, self._names)
+            rejection = _rejection(command, words[0] >> 16 & 0xFF, words, self._strings())
             return Outcome(Ack(command.key, command.member_id, 0, "rejected", rejection=rejection), [], False)
         trades = tuple(range(words[4], words[4] + words[5]))
         ack = Ack(command.key, command.member_id, words[1], STATUS_NAMES[status], words[2], words[3], trades)
         if not words[0] >> 8 & 1:
             return Outcome(ack, [], False)
-        return Outcome(ack, self._decode(words[6], words[7]), True)
+        events = self._decode(words[6], words[7])
+        if type(command) is c.NewOrder:  # its acceptance, which the native core does not write out
+            events.insert(0, OrderAccepted(words[1], words[1], command.member_id, command.product_id, command.side,
+                                           command.order_type, command.tif, command.price_fen, command.lots,
+                                           command.at_us))
+        return Outcome(ack, events, True)
 
     def outcomes(self) -> list[Outcome]:
         return [self.outcome(index) for index in range(len(self))]
 
     def _decode(self, start: int, count: int) -> list:
-        names = self._names
+        if not count:
+            return []
+        names = self._strings()
         events: list = []
         deliveries: list = []
         trade = None
         for e in _unpack_records(self.events[start * RECORD:(start + count) * RECORD]):
             kind = e[0] & 0xFF
-            if kind == EV_ACCEPTED:
-                word = e[0]
-                events.append(OrderAccepted(e[1], e[1], names[e[2] & 0xFFFFFFFF], names[e[2] >> 32],
-                                            SIDE_NAMES[word >> 8 & 0xFF], TYPE_NAMES[word >> 16 & 0xFF],
-                                            TIF_NAMES[word >> 24 & 0xFF], e[3], e[4], e[5]))
-            elif kind == EV_CANCELLED:
+            if kind == EV_CANCELLED:
                 events.append(OrderCancelled(e[1], e[2], names[e[3] & 0xFFFFFFFF], names[e[3] >> 32], e[4],
                                              CANCEL_REASONS[e[0] >> 8 & 0xFF]))
             elif kind == EV_TRADE:
@@ -331,7 +340,7 @@ class _ObjectBatch(Batch):
     __slots__ = ()
 
     def __init__(self, packed: Packed, outcomes: list):
-        super().__init__(packed, 0, b"", b"", [], outcomes)
+        super().__init__(packed, 0, b"", b"", None, [], outcomes)
 
 
 
@@ -360,6 +369,8 @@ class NativeCore:
         if self._native_refused or self._book is None:
             return False
         state = self._ref.to_state()
+        if self._book.loaded:
+            self.names()  # complete the table the batches made so far refer to, before load() renumbers
         if not self._book.load(_flatten(state, self._statics)):
             self._native_refused = True
             return False
@@ -409,7 +420,7 @@ class NativeCore:
         if done < len(packed):  # declined (the native tables are full): the reference carries on
             self._native_valid = False
             tail = [self._apply_reference(command) for command in packed.commands[done:]]
-        return Batch(packed, done, results, events, self.names() if done else [], tail)
+        return Batch(packed, done, results, events, self, self._names, tail)
 
     def apply(self, command) -> Outcome:
         kind = type(command)
@@ -422,7 +433,7 @@ class NativeCore:
                 done, results, events = self._book.run(packed.records, packed.blob)
                 if done:
                     self._py_valid = False
-                    return Batch(packed, 1, results, events, self.names(), []).outcome(0)
+                    return Batch(packed, 1, results, events, self, self._names, []).outcome(0)
                 self._native_valid = False
         return self._apply_reference(command)
 
@@ -510,4 +521,17 @@ def _flatten(state: dict, statics: dict) -> tuple:
     members = tuple((mid, *row) for mid, row in state["members"].items())
     receipts = tuple((rid, *row) for rid, row in state["receipts"].items())
     acks = tuple((row[0], row[1], row[2], row[3], row[4], row[5], tuple(row[6])) for row in state["acks"])
-    return counters, members, tuple(products), receipts, tuple(orders), acks
+    return counters, members, tuple(products), receipts, tuple(orders), acks, _child_ids_may_clash(state["receipts"])
+
+
+def _child_ids_may_clash(receipts: dict) -> bool:
+    """Whether a receipt id looks like a split's child's id ("<x>.<n>") without being one, or beyond its parent's
+    children: a new split could then write an id that already names a receipt (the reference's dict overwrites
+    it), and the native core must enter every child's id in its string hash to do the same."""
+    for rid, row in receipts.items():
+        prefix, dot, suffix = rid.rpartition(".")
+        if dot and suffix.isascii() and suffix.isdigit() and suffix[0] != "0":
+            parent = receipts.get(prefix)
+            if row[5] != prefix or parent is None or int(suffix) > parent[6]:
+                return True
+    return False
