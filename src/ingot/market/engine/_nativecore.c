@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 typedef __int128 i128;
 typedef int64_t i64;
@@ -170,6 +171,70 @@ typedef struct {
     } refcache[1024];
 } Core;
 
+/* ---------------------------------------------------------------- memory
+ * The growing tables (strings, receipts, orders, the idempotency memory) are allocated here: from 1 MiB up as
+ * their own mappings, grown with mremap, which moves pages instead of copying them; below that through PyMem.
+ * A 16-byte header before each block remembers its size. */
+
+#define BIG_MAPPED (1u << 20)
+typedef struct {
+    size_t size, mapped;
+} BigHead;
+
+static void *big_realloc(void *ptr, size_t size)
+{
+    size_t total = size + sizeof(BigHead);
+    BigHead *head = ptr ? (BigHead *)ptr - 1 : NULL;
+#ifdef MREMAP_MAYMOVE
+    if (total >= BIG_MAPPED) {
+        void *block;
+        if (head && head->mapped) {
+            block = mremap(head, head->size + sizeof(BigHead), total, MREMAP_MAYMOVE);
+        } else {
+            block = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (block != MAP_FAILED && head) {
+                memcpy((BigHead *)block + 1, ptr, head->size < size ? head->size : size);
+                PyMem_Free(head);
+            }
+        }
+        if (block == MAP_FAILED) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        head = block;
+        head->size = size;
+        head->mapped = 1;
+        return head + 1;
+    }
+    if (head && head->mapped) { /* never shrunk below the mapping threshold: keep the mapping */
+        head->size = size;
+        return ptr;
+    }
+#endif
+    head = PyMem_Realloc(head, total);
+    if (!head) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    head->size = size;
+    head->mapped = 0;
+    return head + 1;
+}
+
+static void big_free(void *ptr)
+{
+    if (!ptr)
+        return;
+    BigHead *head = (BigHead *)ptr - 1;
+#ifdef MREMAP_MAYMOVE
+    if (head->mapped) {
+        munmap(head, head->size + sizeof(BigHead));
+        return;
+    }
+#endif
+    PyMem_Free(head);
+}
+
 /* ---------------------------------------------------------------- small helpers */
 
 static int grow(void **ptr, int32_t *cap, int32_t need, size_t size)
@@ -179,11 +244,9 @@ static int grow(void **ptr, int32_t *cap, int32_t need, size_t size)
     int32_t next = *cap ? *cap : 16;
     while (next < need)
         next *= 2;
-    void *p = PyMem_Realloc(*ptr, (size_t)next * size);
-    if (!p) {
-        PyErr_NoMemory();
+    void *p = big_realloc(*ptr, (size_t)next * size);
+    if (!p)
         return -1;
-    }
     *ptr = p;
     *cap = next;
     return 0;
@@ -203,11 +266,9 @@ static int bytes_reserve(Bytes *b, size_t extra)
         b->cap = next;
         return 0;
     }
-    char *p = PyMem_Realloc(b->p, next);
-    if (!p) {
-        PyErr_NoMemory();
+    char *p = big_realloc(b->p, next);
+    if (!p)
         return -1;
-    }
     b->p = p;
     b->cap = next;
     return 0;
@@ -258,11 +319,9 @@ static inline i128 ceil_million(i128 v)
 
 static int shash_rebuild(Core *c, uint32_t cap)
 {
-    int32_t *t = PyMem_Malloc(cap * sizeof(int32_t));
-    if (!t) {
-        PyErr_NoMemory();
+    int32_t *t = big_realloc(NULL, cap * sizeof(int32_t));
+    if (!t)
         return -1;
-    }
     memset(t, 0xff, cap * sizeof(int32_t));
     for (int32_t i = 0; i < c->nstrs; i++) {
         uint32_t at = (uint32_t)c->strs[i].hash & (cap - 1);
@@ -270,7 +329,7 @@ static int shash_rebuild(Core *c, uint32_t cap)
             at = (at + 1) & (cap - 1);
         t[at] = i;
     }
-    PyMem_Free(c->shash);
+    big_free(c->shash);
     c->shash = t;
     c->shash_cap = cap;
     return 0;
@@ -302,11 +361,9 @@ static int32_t intern_h(Core *c, const char *s, size_t n, uint64_t h, int create
         int32_t cap = old_cap;
         int32_t *arrays[3] = {c->mem_of, c->prod_of, c->rcpt_of};
         for (int k = 0; k < 3; k++) {
-            int32_t *p = PyMem_Realloc(arrays[k], (size_t)c->strs_cap * sizeof(int32_t));
-            if (!p) {
-                PyErr_NoMemory();
+            int32_t *p = big_realloc(arrays[k], (size_t)c->strs_cap * sizeof(int32_t));
+            if (!p)
                 return -2;
-            }
             memset(p + cap, 0xff, (size_t)(c->strs_cap - cap) * sizeof(int32_t));
             arrays[k] = p;
         }
@@ -364,11 +421,9 @@ static inline uint64_t ack_hash(int32_t member_str, const char *key, size_t n)
 
 static int ahash_rebuild(Core *c, uint32_t cap)
 {
-    Slot *t = PyMem_Malloc(cap * sizeof(Slot));
-    if (!t) {
-        PyErr_NoMemory();
+    Slot *t = big_realloc(NULL, cap * sizeof(Slot));
+    if (!t)
         return -1;
-    }
     memset(t, 0xff, cap * sizeof(Slot));
     for (int32_t i = 0; i < c->nacks; i++) {
         uint32_t at = (uint32_t)c->acks[i].hash & (cap - 1);
@@ -377,7 +432,7 @@ static int ahash_rebuild(Core *c, uint32_t cap)
         t[at].id = i;
         t[at].tag = (uint32_t)(c->acks[i].hash >> 32);
     }
-    PyMem_Free(c->ahash);
+    big_free(c->ahash);
     c->ahash = t;
     c->ahash_cap = cap;
     return 0;
@@ -471,11 +526,9 @@ static int oid_reserve(Core *c, i64 id)
     i64 next = c->oid_cap ? c->oid_cap : 4096;
     while (next <= id)
         next *= 2;
-    int32_t *p = PyMem_Realloc(c->oid, (size_t)next * sizeof(int32_t));
-    if (!p) {
-        PyErr_NoMemory();
+    int32_t *p = big_realloc(c->oid, (size_t)next * sizeof(int32_t));
+    if (!p)
         return -1;
-    }
     memset(p + c->oid_cap, 0xff, (size_t)(next - c->oid_cap) * sizeof(int32_t));
     c->oid = p;
     c->oid_cap = next;
@@ -694,11 +747,9 @@ static int32_t add_unhashed(Core *c, const char *s, size_t n)
     if (c->strs_cap != old_cap) {
         int32_t *arrays[3] = {c->mem_of, c->prod_of, c->rcpt_of};
         for (int k = 0; k < 3; k++) {
-            int32_t *p = PyMem_Realloc(arrays[k], (size_t)c->strs_cap * sizeof(int32_t));
-            if (!p) {
-                PyErr_NoMemory();
+            int32_t *p = big_realloc(arrays[k], (size_t)c->strs_cap * sizeof(int32_t));
+            if (!p)
                 return -2;
-            }
             memset(p + old_cap, 0xff, (size_t)(c->strs_cap - old_cap) * sizeof(int32_t));
             arrays[k] = p;
         }
@@ -1430,26 +1481,26 @@ static int run_one(Core *c, const i64 *cmd, const Blob *b, i64 *res, const Ahead
 
 static void core_reset(Core *c)
 {
-    PyMem_Free(c->sarena.p);
-    PyMem_Free(c->strs);
-    PyMem_Free(c->shash);
-    PyMem_Free(c->mem_of);
-    PyMem_Free(c->prod_of);
-    PyMem_Free(c->rcpt_of);
-    PyMem_Free(c->members);
+    big_free(c->sarena.p);
+    big_free(c->strs);
+    big_free(c->shash);
+    big_free(c->mem_of);
+    big_free(c->prod_of);
+    big_free(c->rcpt_of);
+    big_free(c->members);
     for (int32_t i = 0; i < c->nproducts; i++)
         for (int k = 0; k < 2; k++) {
-            PyMem_Free(c->products[i].side[k].lv);
-            PyMem_Free(c->products[i].side[k].key);
+            big_free(c->products[i].side[k].lv);
+            big_free(c->products[i].side[k].key);
         }
-    PyMem_Free(c->products);
-    PyMem_Free(c->receipts);
-    PyMem_Free(c->orders);
-    PyMem_Free(c->oid);
-    PyMem_Free(c->levels);
-    PyMem_Free(c->karena.p);
-    PyMem_Free(c->acks);
-    PyMem_Free(c->ahash);
+    big_free(c->products);
+    big_free(c->receipts);
+    big_free(c->orders);
+    big_free(c->oid);
+    big_free(c->levels);
+    big_free(c->karena.p);
+    big_free(c->acks);
+    big_free(c->ahash);
     Py_CLEAR(c->results.owner);
     Py_CLEAR(c->events.owner);
     char *start = (char *)c + offsetof(Core, loaded);
