@@ -45,6 +45,15 @@ def test_write_batch_round_trip(session):
     rejected = session.scalar(select(RawPacket).where(RawPacket.accepted.is_(False)))
     assert rejected.reason_code == "crc_mismatch" and rejected.point_id is None
     assert session.get(MonitoringPoint, point_id).last_packet_at == T0 + timedelta(hours=1, minutes=1)
+    # a later batch of older packets (a history upload) never moves a point's last packet time back; points of
+    # several devices are touched in one batch
+    other_id = next(point["id"] for name, point in world.points.items() if point["id"] != point_id)
+    write_batch(session, [_hour_record(point_id, T0 - timedelta(hours=5), "10"),
+                          _hour_record(other_id, T0 + timedelta(hours=3), "10")])
+    session.commit()
+    session.expire_all()
+    assert session.get(MonitoringPoint, point_id).last_packet_at == T0 + timedelta(hours=1, minutes=1)
+    assert session.get(MonitoringPoint, other_id).last_packet_at == T0 + timedelta(hours=3, minutes=1)
     alarm = session.scalar(select(Alarm))
     assert (alarm.kind, alarm.value, alarm.limit_value, alarm.state) == ("exceedance", Decimal("450.5"), Decimal("400"), "open")
     assert session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.entity == "monitoring_alarm")) == 1
