@@ -283,3 +283,32 @@ def test_a_registered_id_that_a_split_overwrites():
     # core reproduces the reference, quirks included.)
     with pytest.raises(InvariantBroken):
         pair.reference.check_invariants()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(min_value=0, max_value=2**32))
+def test_c_packing_is_the_python_packing_byte_for_byte(seed):
+    rng = random.Random(seed)
+    pair = Pair(rng)
+    stream = [command for command in streams.commands(rng, pair, 200) if type(command) in (c.NewOrder, c.CancelOrder)]
+    stream.append(c.NewOrder("键\ud800", T0, "M1", "CU", c.SELL, 1, 70_000, receipt_ids=["M1-CU-1", "M1-CU-1"]))
+    packable = []
+    for command in stream:
+        try:
+            native._pack_python([command])
+        except native.Unpackable:
+            continue
+        packable.append(command)
+    assert len(packable) > len(stream) // 3
+    # each command alone (packable or not), then runs of packable ones (strings met again are written once)
+    chunks = [[command] for command in stream] + [packable[start:start + 7] for start in range(0, len(packable), 7)]
+    for chunk in chunks:
+        try:
+            expected = native._pack_python(chunk)
+        except native.Unpackable as refused:
+            with pytest.raises(native.Unpackable) as raised:
+                native.pack(chunk)
+            assert raised.value.args == refused.args
+            continue
+        got = native.pack(chunk)
+        assert (got.records, got.blob) == (expected.records, expected.blob)

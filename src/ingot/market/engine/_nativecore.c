@@ -2201,12 +2201,286 @@ static PyTypeObject CORE_TYPE = {
     .tp_doc = "The native state of new orders and cancels; see native.py.",
 };
 
-static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_nativecore", NULL, -1, NULL};
+/* ---------------------------------------------------------------- pack: command objects -> records and blob
+ * The same bytes as native.py's _pack_python (tests/market/test_native_core.py compares them): a string object
+ * met again (by identity) is not written twice. NewOrder and CancelOrder are slotted dataclasses; their fields are
+ * read at the offsets of their member descriptors, found by configure_pack. */
+
+#include <structmember.h>
+
+enum { NO_key, NO_at_us, NO_member_id, NO_product_id, NO_side, NO_lots, NO_price_fen, NO_order_type, NO_tif,
+       NO_receipt_ids, NO_N };
+static const char *NEWORDER_F[] = {"key", "at_us", "member_id", "product_id", "side", "lots", "price_fen",
+                                   "order_type", "tif", "receipt_ids", NULL};
+enum { CO_key, CO_at_us, CO_member_id, CO_order_id, CO_N };
+static const char *CANCEL_F[] = {"key", "at_us", "member_id", "order_id", NULL};
+static PyTypeObject *NEWORDER_TYPE, *CANCEL_TYPE;
+static Py_ssize_t NEWORDER_OFF[NO_N], CANCEL_OFF[CO_N];
+
+static int slot_offsets(PyObject *type, const char **fields, Py_ssize_t *offsets)
+{
+    for (int i = 0; fields[i]; i++) {
+        PyObject *d = PyObject_GetAttrString(type, fields[i]);
+        if (!d)
+            return -1;
+        if (!Py_IS_TYPE(d, &PyMemberDescr_Type) || ((PyMemberDescrObject *)d)->d_member->type != T_OBJECT_EX) {
+            Py_DECREF(d);
+            PyErr_Format(PyExc_TypeError, "%s is not a slot", fields[i]);
+            return -1;
+        }
+        offsets[i] = ((PyMemberDescrObject *)d)->d_member->offset;
+        Py_DECREF(d);
+    }
+    return 0;
+}
+
+static PyObject *configure_pack(PyObject *module, PyObject *args)
+{
+    PyObject *new_order, *cancel;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &new_order, &PyType_Type, &cancel))
+        return NULL;
+    if (slot_offsets(new_order, NEWORDER_F, NEWORDER_OFF) < 0 || slot_offsets(cancel, CANCEL_F, CANCEL_OFF) < 0)
+        return NULL;
+    Py_XSETREF(NEWORDER_TYPE, (PyTypeObject *)Py_NewRef(new_order));
+    Py_XSETREF(CANCEL_TYPE, (PyTypeObject *)Py_NewRef(cancel));
+    Py_RETURN_NONE;
+}
+
+#define FIELD(obj, offsets, i) (*(PyObject **)((char *)(obj) + (offsets)[i]))
+
+typedef struct {
+    Bytes blob;
+    struct {
+        PyObject *obj;
+        i64 ref;
+    } seen[512]; /* strings already written, by identity (direct-mapped) */
+} Packer;
+
+/* UTF-8 (surrogates passed through, as str.encode("utf-8", "surrogatepass")) of a str appended to the blob;
+ * its reference, -1 if it cannot be packed, -2 on error. */
+static i64 pack_str(Packer *pk, PyObject *o, int remember)
+{
+    uint32_t at = (uint32_t)(((uintptr_t)o >> 4) & 511);
+    if (remember && pk->seen[at].obj == o)
+        return pk->seen[at].ref;
+    Py_ssize_t n;
+    const char *data = PyUnicode_AsUTF8AndSize(o, &n);
+    PyObject *encoded = NULL;
+    if (!data) {
+        PyErr_Clear();
+        encoded = PyUnicode_AsEncodedString(o, "utf-8", "surrogatepass");
+        if (!encoded)
+            return -2;
+        data = PyBytes_AS_STRING(encoded);
+        n = PyBytes_GET_SIZE(encoded);
+    }
+    i64 ref = -1;
+    if (n < (1 << 24) && bytes_reserve(&pk->blob, (size_t)n) == 0) {
+        ref = STR_REF(pk->blob.len, n);
+        memcpy(pk->blob.p + pk->blob.len, data, (size_t)n);
+        pk->blob.len += (size_t)n;
+    } else if (PyErr_Occurred()) {
+        ref = -2;
+    }
+    Py_XDECREF(encoded);
+    if (remember && ref >= 0) {
+        pk->seen[at].obj = o;
+        pk->seen[at].ref = ref;
+    }
+    return ref;
+}
+
+static int int64_of(PyObject *o, i64 *out)
+{
+    if (!PyLong_CheckExact(o))
+        return 0;
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+static PyObject *CODE_STR[3][5]; /* the code strings, interned: commands.py's constants are these objects */
+
+static int code_exact(PyObject *o, const char **names, int count, int table)
+{
+    if (!PyUnicode_CheckExact(o))
+        return -1;
+    for (int i = 1; i < count; i++)
+        if (o == CODE_STR[table][i])
+            return i;
+    for (int i = 1; i < count; i++)
+        if (PyUnicode_CompareWithASCIIString(o, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* pack(commands: list) -> (records, blob, -1), or (None, None, index of the first command it cannot carry). */
+static PyObject *pack(PyObject *module, PyObject *arg)
+{
+    if (!NEWORDER_TYPE) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_pack() first");
+        return NULL;
+    }
+    if (!PyList_CheckExact(arg)) {
+        PyErr_SetString(PyExc_TypeError, "pack(list)");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(arg);
+    Packer *pk = PyMem_Calloc(1, sizeof(Packer));
+    if (!pk)
+        return PyErr_NoMemory();
+    PyObject *records = PyBytes_FromStringAndSize(NULL, count * 64), *result = NULL;
+    Py_ssize_t bad = -1;
+    if (!records)
+        goto out;
+    i64 *rec = (i64 *)PyBytes_AS_STRING(records);
+    memset(rec, 0, (size_t)count * 64);
+    for (Py_ssize_t index = 0; index < count && bad < 0; index++) {
+        PyObject *cmd = PyList_GET_ITEM(arg, index);
+        i64 *r = rec + index * 8;
+        PyTypeObject *kind = Py_TYPE(cmd);
+        const Py_ssize_t *off = kind == NEWORDER_TYPE ? NEWORDER_OFF : kind == CANCEL_TYPE ? CANCEL_OFF : NULL;
+        if (!off) {
+            bad = index;
+            break;
+        }
+        /* key, at_us and member_id are the first three fields of both */
+        PyObject *key = FIELD(cmd, off, 0), *at_us = FIELD(cmd, off, 1), *member = FIELD(cmd, off, 2);
+        if (!key || !at_us || !member || !PyUnicode_CheckExact(key) || !PyUnicode_CheckExact(member) ||
+            !int64_of(at_us, &r[1])) {
+            bad = index;
+            break;
+        }
+        if (kind == NEWORDER_TYPE) {
+            PyObject *side_o = FIELD(cmd, off, NO_side), *type_o = FIELD(cmd, off, NO_order_type),
+                     *tif_o = FIELD(cmd, off, NO_tif), *product = FIELD(cmd, off, NO_product_id),
+                     *lots = FIELD(cmd, off, NO_lots), *price = FIELD(cmd, off, NO_price_fen),
+                     *receipts = FIELD(cmd, off, NO_receipt_ids);
+            if (!side_o || !type_o || !tif_o || !product || !lots || !price || !receipts) {
+                bad = index;
+                break;
+            }
+            int side = code_exact(side_o, SIDES, 3, 0), type = code_exact(type_o, TYPES, 3, 1),
+                tif = code_exact(tif_o, TIFS, 5, 2);
+            if (side < 0 || type < 0 || tif < 0 || !PyUnicode_CheckExact(product) || !int64_of(lots, &r[5]) ||
+                !int64_of(price, &r[6])) {
+                bad = index;
+                break;
+            }
+            r[0] = K_NEW | (side << 8) | (type << 16) | ((i64)tif << 24);
+            if (PyTuple_CheckExact(receipts) || PyList_CheckExact(receipts)) {
+                Py_ssize_t n = PySequence_Fast_GET_SIZE(receipts);
+                if (n) {
+                    PyObject **items = PySequence_Fast_ITEMS(receipts);
+                    i64 refs_small[16], *refs = n <= 16 ? refs_small : PyMem_Malloc((size_t)n * 8);
+                    if (!refs) {
+                        PyErr_NoMemory();
+                        goto out;
+                    }
+                    int ok = n < (1 << 24);
+                    for (Py_ssize_t k = 0; k < n && ok; k++) {
+                        if (!PyUnicode_CheckExact(items[k])) {
+                            ok = 0;
+                            break;
+                        }
+                        refs[k] = pack_str(pk, items[k], 1);
+                        if (refs[k] == -2) {
+                            if (refs != refs_small)
+                                PyMem_Free(refs);
+                            goto out;
+                        }
+                        ok = refs[k] >= 0;
+                    }
+                    if (ok && bytes_reserve(&pk->blob, (size_t)n * 8) == 0) {
+                        r[7] = STR_REF(pk->blob.len, n);
+                        memcpy(pk->blob.p + pk->blob.len, refs, (size_t)n * 8);
+                        pk->blob.len += (size_t)n * 8;
+                    } else if (PyErr_Occurred()) {
+                        ok = -1;
+                    }
+                    if (refs != refs_small)
+                        PyMem_Free(refs);
+                    if (ok < 0)
+                        goto out;
+                    if (!ok) {
+                        bad = index;
+                        break;
+                    }
+                }
+            } else if (side == SIDE_B) {
+                int truthy = PyObject_IsTrue(receipts);
+                if (truthy < 0)
+                    goto out;
+                if (truthy) {
+                    bad = index;
+                    break;
+                }
+            } else {
+                r[0] |= FLAG_RECEIPTS_NOT_LIST;
+            }
+            i64 kr = pack_str(pk, key, 0), mr = pack_str(pk, member, 1), pr = pack_str(pk, product, 1);
+            if (kr == -2 || mr == -2 || pr == -2)
+                goto out;
+            if (kr < 0 || mr < 0 || pr < 0) {
+                bad = index;
+                break;
+            }
+            r[2] = kr;
+            r[3] = mr;
+            r[4] = pr;
+        } else {
+            PyObject *order_id = FIELD(cmd, off, CO_order_id);
+            if (!order_id || !int64_of(order_id, &r[4])) {
+                bad = index;
+                break;
+            }
+            r[0] = K_CANCEL;
+            i64 kr = pack_str(pk, key, 0), mr = pack_str(pk, member, 1);
+            if (kr == -2 || mr == -2)
+                goto out;
+            if (kr < 0 || mr < 0) {
+                bad = index;
+                break;
+            }
+            r[2] = kr;
+            r[3] = mr;
+        }
+    }
+    if (bad >= 0)
+        result = Py_BuildValue("(OOn)", Py_None, Py_None, bad);
+    else
+        result = Py_BuildValue("(Oy#n)", records, pk->blob.p ? pk->blob.p : "", (Py_ssize_t)pk->blob.len,
+                               (Py_ssize_t)-1);
+out:
+    Py_XDECREF(records);
+    big_free(pk->blob.p);
+    PyMem_Free(pk);
+    return result;
+}
+
+static PyMethodDef MODULE_METHODS[] = {
+    {"configure_pack", configure_pack, METH_VARARGS, "configure_pack(NewOrder, CancelOrder)"},
+    {"pack", pack, METH_O, "pack(commands) -> (records, blob, -1) or (None, None, index not packable)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_nativecore", NULL, -1, MODULE_METHODS};
 
 PyMODINIT_FUNC PyInit__nativecore(void)
 {
     if (PyType_Ready(&CORE_TYPE) < 0)
         return NULL;
+    const char **tables[3] = {SIDES, TYPES, TIFS};
+    int sizes[3] = {3, 3, 5};
+    for (int t = 0; t < 3; t++)
+        for (int i = 1; i < sizes[t]; i++)
+            if (!(CODE_STR[t][i] = PyUnicode_InternFromString(tables[t][i])))
+                return NULL;
     PyObject *m = PyModule_Create(&MODULE);
     if (!m)
         return NULL;

@@ -50,6 +50,8 @@ except ImportError:  # pragma: no cover - an unbuilt checkout
     _nativecore = None
 
 AVAILABLE = _nativecore is not None
+if AVAILABLE:
+    _nativecore.configure_pack(c.NewOrder, c.CancelOrder)
 
 RECORD = 64
 _record = struct.Struct("<8q")
@@ -109,21 +111,36 @@ def _int64(value) -> bool:
 
 
 def pack(commands: Iterable) -> Packed:
-    """NewOrder and CancelOrder objects as one packed batch; ``Unpackable`` names the first that cannot be."""
+    """NewOrder and CancelOrder objects as one packed batch; ``Unpackable`` names the first that cannot be.
+    (In C when the extension is built; ``_pack_python`` is the same in Python, byte for byte.)"""
     commands = list(commands)
+    if _nativecore is None:
+        return _pack_python(commands)
+    records, blob, bad = _nativecore.pack(commands)
+    if bad >= 0:
+        raise Unpackable(bad)
+    return Packed(records, blob, commands)
+
+
+def _pack_python(commands: list) -> Packed:
     records = bytearray(RECORD * len(commands))
     blob = bytearray()
-    interned: dict[str, int] = {}
+    # A string object met again is written once: remembered by identity in a direct-mapped table of 512, as
+    # _nativecore.pack does (so that the two give the same bytes).
+    seen: list = [None] * 512
     pack_into = _record.pack_into
 
     def text(value: str) -> int:
-        ref = interned.get(value)
-        if ref is None:
-            data = value.encode("utf-8", "surrogatepass")
-            if len(data) >= _STR_LIMIT:
-                raise Unpackable("string too long")
-            ref = interned[value] = (len(blob) << 24) | len(data)
-            blob.extend(data)
+        slot = (id(value) >> 4) & 511
+        known = seen[slot]
+        if known is not None and known[0] is value:
+            return known[1]
+        data = value.encode("utf-8", "surrogatepass")
+        if len(data) >= _STR_LIMIT:
+            raise Unpackable("string too long")
+        ref = (len(blob) << 24) | len(data)
+        blob.extend(data)
+        seen[slot] = (value, ref)
         return ref
 
     def once(value: str) -> int:  # a key: never repeated, so not worth remembering
@@ -135,43 +152,52 @@ def pack(commands: Iterable) -> Packed:
         return ref
 
     for index, command in enumerate(commands):
-        kind = type(command)
-        key, member, at_us = command.key, command.member_id, command.at_us
-        if type(key) is not str or type(member) is not str or not _int64(at_us):
-            raise Unpackable(index)
-        if kind is c.NewOrder:
-            side = _SIDES.get(command.side) if type(command.side) is str else None
-            order_type = _TYPES.get(command.order_type) if type(command.order_type) is str else None
-            tif = _TIFS.get(command.tif) if type(command.tif) is str else None
-            product, lots, price = command.product_id, command.lots, command.price_fen
-            if (side is None or order_type is None or tif is None or type(product) is not str or not _int64(lots)
-                    or not _int64(price)):
-                raise Unpackable(index)
-            word = K_NEW | side << 8 | order_type << 16 | tif << 24
-            receipts = command.receipt_ids
-            listed = 0
-            if type(receipts) in (tuple, list):
-                if receipts:
-                    if any(type(rid) is not str for rid in receipts):
-                        raise Unpackable(index)
-                    refs = [text(rid) for rid in receipts]
-                    listed = (len(blob) << 24) | len(refs)
-                    blob.extend(struct.pack(f"<{len(refs)}q", *refs))
-            elif side == 1:
-                if receipts:  # truthy and neither tuple nor list: the reference would refuse it; keep its words
-                    raise Unpackable(index)
-            else:
-                word |= FLAG_RECEIPTS_NOT_LIST
-            pack_into(records, index * RECORD, word, at_us, once(key), text(member), text(product), lots, price,
-                      listed)
-        elif kind is c.CancelOrder:
-            order_id = command.order_id
-            if not _int64(order_id):
-                raise Unpackable(index)
-            pack_into(records, index * RECORD, K_CANCEL, at_us, once(key), text(member), order_id, 0, 0, 0)
-        else:
-            raise Unpackable(index)
+        try:
+            _pack_one(index, command, records, blob, text, once, pack_into)
+        except Unpackable:
+            raise Unpackable(index) from None
     return Packed(bytes(records), bytes(blob), commands)
+
+
+def _pack_one(index, command, records, blob, text, once, pack_into) -> None:
+    kind = type(command)
+    if kind is not c.NewOrder and kind is not c.CancelOrder:
+        raise Unpackable(index)
+    key, member, at_us = command.key, command.member_id, command.at_us
+    if type(key) is not str or type(member) is not str or not _int64(at_us):
+        raise Unpackable(index)
+    if kind is c.NewOrder:
+        side = _SIDES.get(command.side) if type(command.side) is str else None
+        order_type = _TYPES.get(command.order_type) if type(command.order_type) is str else None
+        tif = _TIFS.get(command.tif) if type(command.tif) is str else None
+        product, lots, price = command.product_id, command.lots, command.price_fen
+        if (side is None or order_type is None or tif is None or type(product) is not str or not _int64(lots)
+                or not _int64(price)):
+            raise Unpackable(index)
+        word = K_NEW | side << 8 | order_type << 16 | tif << 24
+        receipts = command.receipt_ids
+        listed = 0
+        if type(receipts) in (tuple, list):
+            if receipts:
+                if any(type(rid) is not str for rid in receipts) or len(receipts) >= _STR_LIMIT:
+                    raise Unpackable(index)
+                refs = [text(rid) for rid in receipts]
+                listed = (len(blob) << 24) | len(refs)
+                blob.extend(struct.pack(f"<{len(refs)}q", *refs))
+        elif side == 1:
+            if receipts:  # truthy and neither tuple nor list: the reference would refuse it; keep its words
+                raise Unpackable(index)
+        else:
+            word |= FLAG_RECEIPTS_NOT_LIST
+        pack_into(records, index * RECORD, word, at_us, once(key), text(member), text(product), lots, price,
+                  listed)
+    elif kind is c.CancelOrder:
+        order_id = command.order_id
+        if not _int64(order_id):
+            raise Unpackable(index)
+        pack_into(records, index * RECORD, K_CANCEL, at_us, once(key), text(member), order_id, 0, 0, 0)
+    else:
+        raise Unpackable(index)
 
 
 # ---------------------------------------------------------------- refusals, worded by reasons.Refused
