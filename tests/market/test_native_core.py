@@ -9,6 +9,7 @@ must agree. The tests also count what the native path itself ran, so that they c
 to the reference."""
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
@@ -21,6 +22,8 @@ from ingot.market.engine.core import Ack, InvariantBroken, Outcome, ReferenceCor
 from ingot.market.engine.journal import JournaledEngine, recover
 from tests.market import test_compiled_core as streams
 
+if os.environ.get("INGOT_PURE_PYTHON") == "1":
+    pytest.skip("INGOT_PURE_PYTHON=1 switches the native core off", allow_module_level=True)
 if not native.AVAILABLE:
     # Not a skip: an installed checkout always has the extension (setup.py), and its absence must be noticed.
     raise AssertionError("the native core is not built: run `make test` (or `pip install -e .`)")

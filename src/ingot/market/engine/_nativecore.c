@@ -202,9 +202,8 @@ static void *big_realloc(void *ptr, size_t size)
             return NULL;
         }
 #ifdef MADV_HUGEPAGE
-        /* Large random-access tables: huge pages, where the kernel allows them, save TLB misses and faults. */
-        if (total >= 4 * BIG_MAPPED)
-            (void)madvise(block, total, MADV_HUGEPAGE);
+        /* Large tables, probed at random: huge pages, where the kernel allows them, save TLB misses and faults. */
+        (void)madvise(block, total, MADV_HUGEPAGE);
 #endif
         head = block;
         head->size = size;

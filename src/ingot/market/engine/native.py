@@ -20,10 +20,12 @@ Two entry points:
 A command ``pack`` cannot represent (a field of the wrong Python type, an unknown side, order type or time in
 force, an integer outside 64 bits) is refused by ``pack`` with ``Unpackable``; ``apply`` sends it to the
 reference, which refuses it with its own words. State that does not fit the native bounds (see ``_nativecore.c``)
-stays in Python, and then ``run`` applies each command through the reference.
+stays in Python, and then ``run`` applies each command through the reference; so does everything without the
+extension, or with ``INGOT_PURE_PYTHON=1``.
 """
 from __future__ import annotations
 
+import os
 import struct
 from typing import Iterable
 
@@ -44,10 +46,12 @@ from ingot.market.engine.events import (
 )
 from ingot.market.engine.reasons import Refused
 
-try:  # built by `pip install -e .` (setup.py)
-    from ingot.market.engine import _nativecore
-except ImportError:  # pragma: no cover - an unbuilt checkout
-    _nativecore = None
+_nativecore = None
+if os.environ.get("INGOT_PURE_PYTHON") != "1":  # as for MatchingCore: the switch leaves only the reference
+    try:  # built by `pip install -e .` (setup.py)
+        from ingot.market.engine import _nativecore
+    except ImportError:  # pragma: no cover - an unbuilt checkout: NativeCore runs everything on the reference
+        pass
 
 AVAILABLE = _nativecore is not None
 if AVAILABLE:
