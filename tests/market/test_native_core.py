@@ -82,8 +82,11 @@ class Pair:
         if self.native.declined == declined:
             self.batched += len(commands)
         assert len(batch) == len(commands)
+        everything = batch.outcomes()  # built in C, in one call
         for index, (command, expected) in enumerate(self.pending):
             same(batch.outcome(index), expected, command)
+            same(everything[index], expected, command)
+            same(batch.decode_python(index) if index < batch._done else batch.outcome(index), expected, command)
         assert [index for index, _ in batch.fresh_sequences()] == [
             index for index, (_, expected) in enumerate(self.pending) if expected.fresh]
         self.pending = []

@@ -32,6 +32,7 @@
 #include <sys/mman.h>
 
 typedef __int128 i128;
+typedef unsigned __int128 uint128_t;
 typedef int64_t i64;
 
 /* ---------------------------------------------------------------- codes shared with native.py */
@@ -2462,7 +2463,295 @@ out:
     return result;
 }
 
+/* ---------------------------------------------------------------- decode: records -> the reference's objects
+ * Outcome, Ack and events are allocated and their slots filled as their __init__ would (the classes' slot offsets
+ * come from configure_decode); refusals are left to native.py (None in their place), which words them. */
+
+typedef struct {
+    PyTypeObject *type;
+    int count;
+    Py_ssize_t off[12];
+} Cls;
+
+enum { D_OUTCOME, D_ACCEPTED, D_CANCELLED, D_TRADE, D_SETTLE, D_DELIVERY, D_SPLIT, D_N };
+static const char *D_NAMES[D_N] = {"Outcome", "OrderAccepted", "OrderCancelled", "TradeExecuted",
+                                   "SettlementInstruction", "ReceiptDelivery", "ReceiptSplit"};
+static const char *D_FIELDS[D_N][12] = {
+    {"ack", "events", "fresh", NULL},
+    {"sequence", "order_id", "member_id", "product_id", "side", "order_type", "tif", "price_fen", "lots", "at_us",
+     NULL},
+    {"sequence", "order_id", "member_id", "product_id", "lots", "reason", NULL},
+    {"sequence", "trade_id", "product_id", "price_fen", "lots", "buy_order_id", "sell_order_id", "buyer_id",
+     "seller_id", "aggressor", "at_us", NULL},
+    {"sequence", "trade_id", "product_id", "buyer_id", "seller_id", "notional_fen", "buyer_fee_fen",
+     "seller_fee_fen", "receipts", NULL},
+    {"receipt_id", "weight_grams", "lots", NULL},
+    {"sequence", "parent_id", "delivered_id", "delivered_grams", "delivered_lots", "remainder_id",
+     "remainder_grams", "remainder_lots", NULL},
+};
+static Cls DCLS[D_N];
+static PyTypeObject *ACK_TYPE;
+static PyObject *STATUS_STR[8], *REASON_STR[6];
+static const char *CANCEL_REASON_NAMES[6] = {"", "client", "self_trade", "ioc_remainder", "market_remainder",
+                                             "fok_unfilled"};
+
+static PyObject *configure_decode(PyObject *module, PyObject *classes)
+{
+    if (!PyDict_Check(classes)) {
+        PyErr_SetString(PyExc_TypeError, "configure_decode(dict)");
+        return NULL;
+    }
+    for (int k = 0; k < D_N; k++) {
+        PyObject *type = PyDict_GetItemString(classes, D_NAMES[k]);
+        if (!type || !PyType_Check(type)) {
+            PyErr_Format(PyExc_TypeError, "configure_decode: %s missing", D_NAMES[k]);
+            return NULL;
+        }
+        int count = 0;
+        while (D_FIELDS[k][count])
+            count++;
+        if (slot_offsets(type, D_FIELDS[k], DCLS[k].off) < 0)
+            return NULL;
+        PyObject *slots = PyObject_GetAttrString(type, "__slots__");
+        if (!slots)
+            return NULL;
+        Py_ssize_t size = PySequence_Size(slots);
+        Py_DECREF(slots);
+        if (size != count) { /* a class with more slots than named here would be left half-filled */
+            PyErr_Format(PyExc_TypeError, "%s has %zd slots, the native core knows %d", D_NAMES[k], size, count);
+            return NULL;
+        }
+        DCLS[k].count = count;
+        Py_XSETREF(DCLS[k].type, (PyTypeObject *)Py_NewRef(type));
+    }
+    PyObject *ack = PyDict_GetItemString(classes, "Ack");
+    if (!ack || !PyType_Check(ack) || !PyType_IsSubtype((PyTypeObject *)ack, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "configure_decode: Ack (a tuple) missing");
+        return NULL;
+    }
+    Py_XSETREF(ACK_TYPE, (PyTypeObject *)Py_NewRef(ack));
+    Py_RETURN_NONE;
+}
+
+/* A new instance with its slots set from values (new references, stolen; NULL values fail the whole). */
+static PyObject *make_obj(int k, PyObject **values)
+{
+    Cls *cls = &DCLS[k];
+    PyObject *obj = NULL;
+    for (int i = 0; i < cls->count; i++)
+        if (!values[i])
+            goto fail;
+    obj = cls->type->tp_alloc(cls->type, 0);
+    if (!obj)
+        goto fail;
+    for (int i = 0; i < cls->count; i++)
+        *(PyObject **)((char *)obj + cls->off[i]) = values[i];
+    return obj;
+fail:
+    for (int i = 0; i < cls->count; i++)
+        Py_XDECREF(values[i]);
+    return NULL;
+}
+
+static inline PyObject *name_of(PyObject *names, i64 id)
+{
+    if (id < 0 || id >= PyList_GET_SIZE(names)) {
+        PyErr_SetString(PyExc_IndexError, "string id out of the table");
+        return NULL;
+    }
+    return Py_NewRef(PyList_GET_ITEM(names, id));
+}
+
+#define L(v) PyLong_FromLongLong((long long)(v))
+#define LO32(v) ((i64)((uint64_t)(v) & 0xffffffffu))
+#define HI32(v) ((i64)((uint64_t)(v) >> 32))
+
+/* The events of one command: records events[start, start + count), after the OrderAccepted if cmd is a NewOrder. */
+static PyObject *decode_events(const i64 *ev, i64 count, PyObject *names, PyObject *cmd, i64 sequence)
+{
+    PyObject *list = PyList_New(0), *deliveries = NULL;
+    if (!list)
+        return NULL;
+    if (Py_TYPE(cmd) == NEWORDER_TYPE) {
+        PyObject *v[10] = {L(sequence), L(sequence)};
+        int fields[8] = {NO_member_id, NO_product_id, NO_side, NO_order_type, NO_tif, NO_price_fen, NO_lots, NO_at_us};
+        for (int i = 0; i < 8; i++)
+            v[2 + i] = Py_XNewRef(FIELD(cmd, NEWORDER_OFF, fields[i]));
+        PyObject *accepted = make_obj(D_ACCEPTED, v);
+        if (!accepted || PyList_Append(list, accepted) < 0) {
+            Py_XDECREF(accepted);
+            goto fail;
+        }
+        Py_DECREF(accepted);
+    }
+    const i64 *trade = NULL;
+    for (i64 i = 0; i < count; i++) {
+        const i64 *e = ev + i * 8;
+        int kind = (int)(e[0] & 0xff);
+        PyObject *obj = NULL;
+        if (kind == EV_TRADE) {
+            trade = e;
+            continue;
+        }
+        if (kind == EV_DELIVERY) {
+            if (!deliveries && !(deliveries = PyList_New(0)))
+                goto fail;
+            PyObject *v[3] = {name_of(names, e[1]), L(e[2]), L(e[3])};
+            obj = make_obj(D_DELIVERY, v);
+            if (!obj || PyList_Append(deliveries, obj) < 0) {
+                Py_XDECREF(obj);
+                goto fail;
+            }
+            Py_DECREF(obj);
+            continue;
+        }
+        if (kind == EV_CANCELLED) {
+            int reason = (int)(e[0] >> 8 & 0xff);
+            if (reason < 1 || reason > 5) {
+                PyErr_SetString(PyExc_ValueError, "bad cancel reason");
+                goto fail;
+            }
+            PyObject *v[6] = {L(e[1]), L(e[2]), name_of(names, LO32(e[3])), name_of(names, HI32(e[3])), L(e[4]),
+                              Py_NewRef(REASON_STR[reason])};
+            obj = make_obj(D_CANCELLED, v);
+        } else if (kind == EV_SETTLE && trade) {
+            const i64 *t = trade;
+            int aggressor = (int)(t[0] >> 8 & 0xff);
+            PyObject *tv[11] = {L(t[1]), L(t[2]), name_of(names, HI32(t[0])), L(t[3]), L(t[4]), L(t[5]), L(t[6]),
+                                name_of(names, LO32(t[7])), name_of(names, HI32(t[7])),
+                                Py_NewRef(CODE_STR[0][aggressor == SIDE_B ? 1 : 2]), L(e[1])};
+            PyObject *executed = make_obj(D_TRADE, tv);
+            if (!executed || PyList_Append(list, executed) < 0) {
+                Py_XDECREF(executed);
+                goto fail;
+            }
+            Py_DECREF(executed);
+            PyObject *receipts = deliveries ? PyList_AsTuple(deliveries) : PyTuple_New(0);
+            Py_CLEAR(deliveries);
+            i128 notional = (i128)(((uint128_t)(uint64_t)e[3] << 64) | (uint64_t)e[2]);
+            i128 bfee = (i128)(((uint128_t)(uint64_t)e[5] << 64) | (uint64_t)e[4]);
+            i128 sfee = (i128)(((uint128_t)(uint64_t)e[7] << 64) | (uint64_t)e[6]);
+            PyObject *sv[9] = {L(t[1]), L(t[2]), name_of(names, HI32(t[0])), name_of(names, LO32(t[7])),
+                               name_of(names, HI32(t[7])), from_i128(notional), from_i128(bfee), from_i128(sfee),
+                               receipts};
+            obj = make_obj(D_SETTLE, sv);
+            trade = NULL;
+        } else if (kind == EV_SPLIT) {
+            PyObject *v[8] = {L(e[1]), name_of(names, e[2]), name_of(names, e[3]), L(e[4]), L(LO32(e[5])),
+                              name_of(names, e[6]), L(e[7]), L(HI32(e[5]))};
+            obj = make_obj(D_SPLIT, v);
+        } else {
+            PyErr_SetString(PyExc_ValueError, "bad event record");
+            goto fail;
+        }
+        if (!obj || PyList_Append(list, obj) < 0) {
+            Py_XDECREF(obj);
+            goto fail;
+        }
+        Py_DECREF(obj);
+    }
+    Py_XDECREF(deliveries);
+    return list;
+fail:
+    Py_XDECREF(deliveries);
+    Py_DECREF(list);
+    return NULL;
+}
+
+/* decode(results, events, commands, names, start, stop) -> [Outcome or None (a refusal), ...] for commands
+ * start..stop-1. */
+static PyObject *decode(PyObject *module, PyObject *args)
+{
+    Py_buffer results, events;
+    PyObject *commands, *names;
+    Py_ssize_t start, stop;
+    if (!ACK_TYPE) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_decode() first");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "y*y*O!O!nn", &results, &events, &PyList_Type, &commands, &PyList_Type, &names,
+                          &start, &stop))
+        return NULL;
+    PyObject *out = NULL;
+    Py_ssize_t nres = results.len / 64, nev = events.len / 64;
+    if (start < 0 || stop > nres || stop > PyList_GET_SIZE(commands) || start > stop) {
+        PyErr_SetString(PyExc_IndexError, "decode: range outside the batch");
+        goto done;
+    }
+    out = PyList_New(stop - start);
+    if (!out)
+        goto done;
+    for (Py_ssize_t i = start; i < stop; i++) {
+        const i64 *w = (const i64 *)results.buf + i * 8;
+        PyObject *cmd = PyList_GET_ITEM(commands, i);
+        int status = (int)(w[0] & 0xff), fresh = (int)(w[0] >> 8 & 1);
+        if (status == ST_REJECTED || status < 1 || status > 7) {
+            PyList_SET_ITEM(out, i - start, Py_NewRef(Py_None));
+            continue;
+        }
+        Py_ssize_t key_off = Py_TYPE(cmd) == NEWORDER_TYPE ? NEWORDER_OFF[NO_key] : CANCEL_OFF[CO_key];
+        Py_ssize_t member_off = Py_TYPE(cmd) == NEWORDER_TYPE ? NEWORDER_OFF[NO_member_id] : CANCEL_OFF[CO_member_id];
+        if (Py_TYPE(cmd) != NEWORDER_TYPE && Py_TYPE(cmd) != CANCEL_TYPE) {
+            PyErr_SetString(PyExc_TypeError, "decode: not a packed command");
+            goto fail;
+        }
+        PyObject *trades = PyTuple_New((Py_ssize_t)w[5]);
+        if (!trades)
+            goto fail;
+        for (i64 k = 0; k < w[5]; k++) {
+            PyObject *id = L(w[4] + k);
+            if (!id) {
+                Py_DECREF(trades);
+                goto fail;
+            }
+            PyTuple_SET_ITEM(trades, k, id);
+        }
+        PyObject *ack = ACK_TYPE->tp_alloc(ACK_TYPE, 8);
+        PyObject *values[8] = {Py_XNewRef(*(PyObject **)((char *)cmd + key_off)),
+                               Py_XNewRef(*(PyObject **)((char *)cmd + member_off)), L(w[1]),
+                               Py_NewRef(STATUS_STR[status]), L(w[2]), L(w[3]), trades, Py_NewRef(Py_None)};
+        int ok = ack != NULL;
+        for (int k = 0; k < 8; k++) {
+            if (!values[k])
+                ok = 0;
+            if (ack)
+                PyTuple_SET_ITEM(ack, k, values[k] ? values[k] : Py_NewRef(Py_None));
+            else
+                Py_XDECREF(values[k]);
+        }
+        if (!ok) {
+            Py_XDECREF(ack);
+            goto fail;
+        }
+        PyObject *evs;
+        if (fresh) {
+            if (w[6] < 0 || w[7] < 0 || w[6] + w[7] > nev) {
+                Py_DECREF(ack);
+                PyErr_SetString(PyExc_IndexError, "decode: events outside the batch");
+                goto fail;
+            }
+            evs = decode_events((const i64 *)events.buf + w[6] * 8, w[7], names, cmd, w[1]);
+        } else {
+            evs = PyList_New(0);
+        }
+        PyObject *ov[3] = {ack, evs, Py_NewRef(fresh ? Py_True : Py_False)};
+        PyObject *outcome = make_obj(D_OUTCOME, ov);
+        if (!outcome)
+            goto fail;
+        PyList_SET_ITEM(out, i - start, outcome);
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
+    PyBuffer_Release(&results);
+    PyBuffer_Release(&events);
+    return out;
+}
+
 static PyMethodDef MODULE_METHODS[] = {
+    {"configure_decode", configure_decode, METH_O, "configure_decode(classes)"},
+    {"decode", decode, METH_VARARGS, "decode(results, events, commands, names, start, stop) -> outcomes"},
     {"configure_pack", configure_pack, METH_VARARGS, "configure_pack(NewOrder, CancelOrder)"},
     {"pack", pack, METH_O, "pack(commands) -> (records, blob, -1) or (None, None, index not packable)"},
     {NULL, NULL, 0, NULL},
@@ -2480,6 +2769,12 @@ PyMODINIT_FUNC PyInit__nativecore(void)
         for (int i = 1; i < sizes[t]; i++)
             if (!(CODE_STR[t][i] = PyUnicode_InternFromString(tables[t][i])))
                 return NULL;
+    for (int i = 1; i < 8; i++)
+        if (!(STATUS_STR[i] = PyUnicode_InternFromString(STATUSES[i])))
+            return NULL;
+    for (int i = 1; i < 6; i++)
+        if (!(REASON_STR[i] = PyUnicode_InternFromString(CANCEL_REASON_NAMES[i])))
+            return NULL;
     PyObject *m = PyModule_Create(&MODULE);
     if (!m)
         return NULL;

@@ -56,6 +56,11 @@ if os.environ.get("INGOT_PURE_PYTHON") != "1":  # as for MatchingCore: the switc
 AVAILABLE = _nativecore is not None
 if AVAILABLE:
     _nativecore.configure_pack(c.NewOrder, c.CancelOrder)
+    _nativecore.configure_decode({
+        "Outcome": Outcome, "Ack": Ack, "OrderAccepted": OrderAccepted, "OrderCancelled": OrderCancelled,
+        "TradeExecuted": TradeExecuted, "SettlementInstruction": SettlementInstruction,
+        "ReceiptDelivery": ReceiptDelivery, "ReceiptSplit": ReceiptSplit,
+    })
 
 RECORD = 64
 _record = struct.Struct("<8q")
@@ -314,6 +319,25 @@ class Batch:
     def outcome(self, index: int) -> Outcome:
         if index >= self._done:
             return self._tail[index - self._done]
+        if AVAILABLE:
+            [outcome] = _nativecore.decode(self.results, self.events, self.packed.commands, self._strings(), index,
+                                           index + 1)
+            if outcome is not None:
+                return outcome
+        return self.decode_python(index)
+
+    def outcomes(self) -> list[Outcome]:
+        """Every command's Outcome, in order (built in C; refusals are worded here)."""
+        if not AVAILABLE or not self._done:
+            return [self.outcome(index) for index in range(len(self))]
+        built = _nativecore.decode(self.results, self.events, self.packed.commands, self._strings(), 0, self._done)
+        for index, outcome in enumerate(built):
+            if outcome is None:
+                built[index] = self.decode_python(index)
+        return built + self._tail
+
+    def decode_python(self, index: int) -> Outcome:
+        """``outcome(index)`` in Python: the specification of the C decoder, and the wording of refusals."""
         words = self._words(index)
         command = self.packed.commands[index]
         status = words[0] & 0xFF
@@ -330,9 +354,6 @@ class Batch:
                                            command.order_type, command.tif, command.price_fen, command.lots,
                                            command.at_us))
         return Outcome(ack, events, True)
-
-    def outcomes(self) -> list[Outcome]:
-        return [self.outcome(index) for index in range(len(self))]
 
     def _decode(self, start: int, count: int) -> list:
         if not count:
