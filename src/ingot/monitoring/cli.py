@@ -41,6 +41,8 @@ def listen(
     host: str = typer.Option("0.0.0.0", help="监听地址 / address to listen on"),
     port: int = typer.Option(9212, help="监听端口 / TCP port"),
     batch_size: int = typer.Option(2000, help="每批写入的报文数 / records per database batch"),
+    workers: int = typer.Option(1, min=1, max=64, help="接收进程数（共用端口，每个进程用一个 CPU 核）/ receiver "
+                                                       "processes sharing the port, one CPU core each"),
     scan_seconds: float = typer.Option(60.0, min=0.1, help="缺失与状态报警扫描间隔（秒）/ alarm scan interval (s)"),
     retention_days: Optional[int] = typer.Option(
         None, min=1, help="保留天数：启动时及每隔 --retention-every 秒删除更早的监测数据和原始报文；缺省取环境变量 "
@@ -56,12 +58,15 @@ def listen(
     """启动 HJ 212 接收服务（设备目录与写入均在数据库），并执行待发命令、报警扫描和保留期清理 / run the HJ 212 receiver
     against the database, with its jobs: queued platform commands, the alarm scan and retention.
 
+    --workers N 启动 N 个共用端口的接收进程 / runs N receiver processes on the port (one core each): each sends the
+    commands of the devices it holds; the first also runs the alarm scan and retention.
+
     保留期 / retention: --retention-days, else the environment variable INGOT_MONITORING_RETENTION_DAYS; with neither,
     everything is kept. It is applied at start and every --retention-every seconds, audited like `ingot monitor
     retention`."""
     from ingot.monitoring.jobs import JobSettings
     from ingot.monitoring.receiver import run_receiver_process
-    from ingot.monitoring.service import serve_receiver
+    from ingot.monitoring.service import serve_receiver, serve_receiver_workers
     from ingot.monitoring.settings import retention_days_setting
 
     if retention_days is None:
@@ -70,12 +75,22 @@ def listen(
         except ValueError as setting:
             console.print(f"[red]{setting}[/red]")
             raise typer.Exit(2) from None
+    if workers > 1 and port == 0:
+        console.print("[red]--port[/red]: 多个接收进程须共用一个固定端口 / several receiver processes need one fixed port, not 0")
+        raise typer.Exit(2)
     jobs = JobSettings(scan_seconds=scan_seconds, retention_days=retention_days, retention_every_seconds=retention_every,
                        command_poll_seconds=command_poll, command_timeout_seconds=command_timeout)
     kept = f"{retention_days} days" if retention_days else "everything"
-    console.print(f"HJ 212 receiver on {host}:{port}, retention: {kept} (Ctrl-C to stop)")
+    processes = f", {workers} processes" if workers > 1 else ""
+    console.print(f"HJ 212 receiver on {host}:{port}{processes}, retention: {kept} (Ctrl-C to stop)")
     try:
-        run_receiver_process(serve_receiver(host, port, batch_size=batch_size, jobs=jobs))
+        if workers > 1:
+            status = serve_receiver_workers(host, port, workers, batch_size=batch_size, jobs=jobs)
+            if status:
+                console.print("[red]接收进程意外退出 / a receiver process ended unexpectedly[/red]")
+                raise typer.Exit(status)
+        else:
+            run_receiver_process(serve_receiver(host, port, batch_size=batch_size, jobs=jobs))
     except RuntimeError as missing:
         console.print(f"[red]{missing}[/red]")
         raise typer.Exit(2) from None

@@ -283,12 +283,19 @@ class PendingCommand:
     mn: str
     cn: str
     params: dict[str, str]
+    requested_at: datetime | None = None
 
 
 def queued_commands(session: Session, limit: int = 100) -> list[PendingCommand]:
     rows = session.scalars(select(PlatformCommand).where(PlatformCommand.state == "queued")
                            .order_by(PlatformCommand.id).limit(limit))
-    return [PendingCommand(row.id, row.mn, row.cn, dict(row.params or {})) for row in rows]
+    return [PendingCommand(row.id, row.mn, row.cn, dict(row.params or {}), row.requested_at) for row in rows]
+
+
+def device_busy(session: Session, mn: str) -> bool:
+    """Whether a command to this device is under way (sent or accepted), in whichever receiver process sends it."""
+    return session.scalar(select(PlatformCommand.id).where(PlatformCommand.mn == mn,
+                                                           PlatformCommand.state.in_(("sent", "accepted"))).limit(1)) is not None
 
 
 def _transition(session: Session, command_id: int, from_states: tuple[str, ...], changes: dict,

@@ -79,11 +79,19 @@ class CommandDispatcher:
     """Sends queued platform commands through the receiver and writes each step back to the command's row.
 
     One command per device at a time (the device answers by QN, but its uploads of the same CN under their own QNs
-    could not be told apart otherwise); a command whose device is not connected ends as `offline`."""
+    could not be told apart otherwise); a command whose device is not connected ends as `offline`.
+
+    With several receiver processes on one port (`ingot monitor listen --workers N`), each holds only some of the
+    devices, so `offline_after` is set: a process sends only the commands of devices it holds and leaves the others
+    queued for the process that holds them (claim_command lets exactly one take a command). The one process with
+    `marks_offline` ends a command as `offline` once it has waited `offline_after` seconds since it was requested
+    with no command of its device under way anywhere, i.e. when no process has taken it up in time."""
 
     def __init__(self, url: str | None, server: ReceiverServer, *, timeout: float = 30.0,
-                 clock: Callable[[], datetime] = utcnow):
+                 clock: Callable[[], datetime] = utcnow, offline_after: float | None = None,
+                 marks_offline: bool = True):
         self.url, self.server, self.timeout, self.clock = url, server, timeout, clock
+        self.offline_after, self.marks_offline = offline_after, marks_offline
         self._running: dict[str, asyncio.Task] = {}   # MN → the task executing its command
 
     def _write(self, action: Callable, *args, **kwargs):
@@ -112,8 +120,9 @@ class CommandDispatcher:
         while self._running:
             await asyncio.gather(*list(self._running.values()), return_exceptions=True)
 
-    async def run(self, every_seconds: float, sleep: Sleep = asyncio.sleep) -> None:
-        await self.recover()
+    async def run(self, every_seconds: float, sleep: Sleep = asyncio.sleep, *, recover: bool = True) -> None:
+        if recover:
+            await self.recover()
         while True:
             try:
                 await self.poll()
@@ -137,6 +146,8 @@ class CommandDispatcher:
     async def _send(self, command: commands.PendingCommand) -> None:
         now = self.clock()
         if command.mn not in self.server.connected_mns:
+            if not await self._offline_here(command, now):
+                return  # another receiver process holds the device, or may still take the command up
             await asyncio.to_thread(self._write, commands.finish_command, command.id, "offline", now=now,
                                     detail=f"设备 {command.mn} 未连接接收服务 / device {command.mn} is not connected")
             return
@@ -177,6 +188,17 @@ class CommandDispatcher:
             exe_rtn=result.exe_rtn if result else None, reply=_reply(command, result))
 
 
+    async def _offline_here(self, command: commands.PendingCommand, now: datetime) -> bool:
+        """Whether this process ends a command whose device it does not hold as `offline` (see the class)."""
+        if self.offline_after is None:
+            return True  # this process holds every device connection there is
+        if not self.marks_offline or command.requested_at is None:
+            return False
+        if (now - command.requested_at).total_seconds() < self.offline_after:
+            return False
+        return not await asyncio.to_thread(self._write, commands.device_busy, command.mn)
+
+
 def _outcome(result: CommandResult | None, failure: CommandFailed | None) -> tuple[str, str]:
     if failure is not None:
         state = {"command_timeout": "timed_out", "device_not_connected": "offline"}.get(failure.code, "failed")
@@ -210,15 +232,24 @@ def _reply(command: commands.PendingCommand, result: CommandResult | None) -> di
 
 @asynccontextmanager
 async def receiver_jobs(url: str | None, server: ReceiverServer, settings: JobSettings = JobSettings(), *,
-                        sleep: Sleep = asyncio.sleep) -> AsyncIterator[CommandDispatcher]:
-    """The receiver process's periodic jobs, running while the block runs; yields the command dispatcher."""
-    dispatcher = CommandDispatcher(url, server, timeout=settings.command_timeout_seconds)
-    tasks = [
-        asyncio.create_task(dispatcher.run(settings.command_poll_seconds, sleep), name="hj212-commands"),
-        asyncio.create_task(run_periodically("alarm scan", alarm_scan_action(url), settings.scan_seconds,
-                                             at_start=False, sleep=sleep), name="hj212-alarm-scan"),
-    ]
-    if settings.retention_days is not None:
+                        sleep: Sleep = asyncio.sleep, worker: int = 0, workers: int = 1
+                        ) -> AsyncIterator[CommandDispatcher]:
+    """The receiver process's periodic jobs, running while the block runs; yields the command dispatcher.
+
+    With `workers` > 1 receiver processes on one port, this is process number `worker`: every process sends the
+    commands of the devices it holds; process 0 alone runs the alarm scan and retention and ends commands nobody
+    took up as offline (after three command polls, at least five seconds); recovering what an earlier receiver left
+    half-done is the parent's, before any worker starts (ingot.monitoring.service.serve_receiver_workers)."""
+    shared = workers > 1
+    dispatcher = CommandDispatcher(url, server, timeout=settings.command_timeout_seconds,
+                                   offline_after=max(5.0, 3 * settings.command_poll_seconds) if shared else None,
+                                   marks_offline=worker == 0)
+    tasks = [asyncio.create_task(dispatcher.run(settings.command_poll_seconds, sleep, recover=not shared),
+                                 name="hj212-commands")]
+    if worker == 0:
+        tasks.append(asyncio.create_task(run_periodically("alarm scan", alarm_scan_action(url), settings.scan_seconds,
+                                                          at_start=False, sleep=sleep), name="hj212-alarm-scan"))
+    if worker == 0 and settings.retention_days is not None:
         tasks.append(asyncio.create_task(run_periodically(
             "retention", retention_action(url, settings.retention_days), settings.retention_every_seconds,
             at_start=True, sleep=sleep), name="hj212-retention"))

@@ -3,6 +3,8 @@ the periodic alarm scan and the overview. Every query is filtered by the caller'
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +23,8 @@ from ingot.monitoring.models import (ALARM_KINDS, ALARM_STATES, MEASUREMENT_KIND
                                       PermitLimit, PlatformCommand, RawPacket)
 from ingot.monitoring.storage import VALUE_FIELDS, new_password_secret
 from ingot.monitoring.validity import Sample, ValidityRules, aggregate_series, default_rules
+
+log = logging.getLogger(__name__)
 
 # HJ 212-2017 6.3.2: MN is up to 24 characters (HJ/T 212-2005 used 14 digits); PW is up to 9 printable characters
 # in 2017 (C9), and it must not contain the CP separators.
@@ -598,14 +602,84 @@ def overview(session: Session, principal: Principal, *, province: str | None = N
 
 
 async def serve_receiver(host: str, port: int, *, url: str | None = None, batch_size: int = 2000,
-                         jobs=None) -> None:
+                         jobs=None, worker: int = 0, workers: int = 1) -> None:
     """`ingot monitor listen`: the receiver with the DB directory and sink, and beside it the receiver process's
-    periodic jobs (ingot.monitoring.jobs: queued commands, alarm scan, retention), forever."""
-    import asyncio
+    periodic jobs (ingot.monitoring.jobs: queued commands, alarm scan, retention), forever. As worker `worker` of
+    `workers` > 1 it shares the port with the others (SO_REUSEPORT; see serve_receiver_workers)."""
+    import signal
 
     from ingot.monitoring.jobs import JobSettings, receiver_jobs
     from ingot.monitoring.storage import ingest_pipeline
 
-    async with ingest_pipeline(url, host, port, batch_size=batch_size) as (server, _sink, _port):
-        async with receiver_jobs(url, server, jobs or JobSettings()):
+    if workers > 1:
+        # a worker stopped by its parent (SIGTERM) still drains its sink into the database before it ends
+        main = asyncio.current_task()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+    async with ingest_pipeline(url, host, port, batch_size=batch_size, reuse_port=workers > 1) as (server, _sink, _port):
+        async with receiver_jobs(url, server, jobs or JobSettings(), worker=worker, workers=workers):
             await asyncio.Event().wait()
+
+
+def _receiver_worker(host: str, port: int, url: str | None, batch_size: int, jobs, worker: int, workers: int) -> None:
+    from ingot.monitoring.receiver import run_receiver_process
+
+    try:
+        run_receiver_process(serve_receiver(host, port, url=url, batch_size=batch_size, jobs=jobs, worker=worker,
+                                            workers=workers))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        pass
+
+
+def serve_receiver_workers(host: str, port: int, workers: int, *, url: str | None = None, batch_size: int = 2000,
+                           jobs=None, poll_seconds: float = 0.5) -> int:
+    """`ingot monitor listen --workers N`: N receiver processes on one port, the kernel spreading device
+    connections among them (SO_REUSEPORT), each decoding and writing its own devices' packets; the Python
+    interpreter runs one process on one core, so this is how the receiver uses more than one.
+
+    This process first recovers what an earlier receiver left half-done (commands sent but never answered), then
+    starts the workers and watches them: when one ends, the others are stopped (SIGTERM: each drains its sink first)
+    and the exit status is non-zero; Ctrl-C or SIGTERM here stops them all. Returns the exit status."""
+    import multiprocessing
+    import signal
+    import time
+
+    from ingot.core.db import dispose_engines, unit_of_work
+    from ingot.monitoring import commands
+
+    if workers < 2:
+        raise ValueError("serve_receiver_workers needs at least two workers; one runs as serve_receiver")
+    with unit_of_work(url) as session:
+        commands.abandon_unfinished(session)
+    dispose_engines()  # no pooled connection in a process that only watches
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_receiver_worker, args=(host, port, url, batch_size, jobs, index, workers),
+                                 name=f"ingot-hj212-receiver-{index}") for index in range(workers)]
+    stopping = False
+
+    def stop(*_args) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        for process in processes:
+            process.start()
+        while not stopping and all(process.is_alive() for process in processes):
+            time.sleep(poll_seconds)
+    except KeyboardInterrupt:
+        stopping = True  # the workers got the terminal's SIGINT too and are stopping on their own
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(60)
+            if process.is_alive():
+                process.kill()
+                process.join()
+    failed = [process.name for process in processes if process.exitcode not in (0, -signal.SIGTERM)]
+    if not stopping or failed:
+        log.error("HJ 212 receiver workers ended: %s", ", ".join(f"{p.name} ({p.exitcode})" for p in processes))
+        return 1
+    return 0
