@@ -106,12 +106,13 @@ typedef struct {
     uint8_t side, type, tif, live;
 } Order;
 
-typedef struct {
+typedef struct { /* 48 bytes: one per accepted command, so kept small */
     int32_t member_str; /* the ack's member id, interned */
-    uint32_t key_off, key_len;
+    uint32_t key_off;
+    uint16_t key_len;
     uint8_t status;
-    i64 sequence, order_id, filled, first_trade, ntrades;
-    uint64_t hash;
+    uint32_t ntrades;
+    i64 sequence, order_id, filled, first_trade;
 } AckEnt;
 
 typedef struct {
@@ -431,11 +432,13 @@ static int ahash_rebuild(Core *c, uint32_t cap)
         return -1;
     memset(t, 0xff, cap * sizeof(Slot));
     for (int32_t i = 0; i < c->nacks; i++) {
-        uint32_t at = (uint32_t)c->acks[i].hash & (cap - 1);
+        AckEnt *e = &c->acks[i];
+        uint64_t h = ack_hash(e->member_str, c->karena.p + e->key_off, e->key_len);
+        uint32_t at = (uint32_t)h & (cap - 1);
         while (t[at].id >= 0)
             at = (at + 1) & (cap - 1);
         t[at].id = i;
-        t[at].tag = (uint32_t)(c->acks[i].hash >> 32);
+        t[at].tag = (uint32_t)(h >> 32);
     }
     big_free(c->ahash);
     c->ahash = t;
@@ -458,7 +461,7 @@ static int32_t ack_find(Core *c, int32_t member_str, const char *key, size_t n, 
             continue;
         }
         AckEnt *e = &c->acks[id];
-        if (e->hash == h && e->member_str == member_str && e->key_len == n &&
+        if (e->member_str == member_str && e->key_len == n &&
             memcmp(c->karena.p + e->key_off, key, n) == 0)
             return id;
         at = (at + 1) & (c->ahash_cap - 1);
@@ -487,8 +490,7 @@ static AckEnt *ack_add(Core *c, int32_t member_str, uint32_t key_off, uint32_t k
     memset(e, 0, sizeof *e);
     e->member_str = member_str;
     e->key_off = key_off;
-    e->key_len = key_len;
-    e->hash = h;
+    e->key_len = (uint16_t)key_len;
     uint32_t at = (uint32_t)h & (c->ahash_cap - 1);
     while (c->ahash[at].id >= 0)
         at = (at + 1) & (c->ahash_cap - 1);
@@ -1453,8 +1455,8 @@ static int run_one(Core *c, const i64 *cmd, const Blob *b, i64 *res, const Ahead
     int kind = (int)(cmd[0] & 0xff);
     if (kind != K_NEW && kind != K_CANCEL)
         return -2;
-    if (c->sequence >= 0x3fffffff)
-        return 1; /* past the direct order table's range: the reference carries on */
+    if (c->sequence >= 0x3fffffff || c->karena.len > 0xf0000000u || c->sarena.len > 0xf0000000u)
+        return 1; /* past the direct order table's range or near 4 GiB of text: the reference carries on */
     const char *key;
     size_t key_len;
     if (blob_str(b, cmd[2], &key, &key_len) < 0)
@@ -1864,6 +1866,8 @@ static int load_flat(Core *c, PyObject *flat)
             else if (id != first + k)
                 return 1; /* trade ids of one command are consecutive; anything else stays with the reference */
         }
+        if (key_len > 0xffff || count > (i64)UINT32_MAX)
+            return 1; /* beyond what an accepted command can have */
         uint64_t h = ack_hash(member_str, key_s, (size_t)key_len);
         if (ack_find(c, member_str, key_s, (size_t)key_len, h) >= 0)
             return 1;
