@@ -224,7 +224,7 @@ def native_made(stream: Stream):
     core = native.NativeCore()
     for command in stream.setup:
         core.apply(command)
-    if not core._to_native():
+    if not core.load_native():
         raise SystemExit("the bench's state does not fit the native core")
     return core
 
@@ -273,7 +273,7 @@ def native_journaled(stream: Stream, batch: int, directory: Path):
         for command in stream.setup:
             engine.submit(command)
         engine.flush()
-        engine.core._to_native()
+        engine.core.load_native()
         return engine
 
     def feed(engine, packed):
@@ -376,7 +376,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--batch", type=int, nargs="+", default=[64, 1024],
                         help="journal group-commit batch sizes to try (commands per fsync)")
-    parser.add_argument("--native-batch", type=int, nargs="+", default=[256, 4096],
+    parser.add_argument("--native-batch", type=int, nargs="+", default=[1, 1024, 4096],
                         help="commands per call of the native core's batch path")
     parser.add_argument("--journal-dir", default=None, help="where the journaled run writes (default: a temp dir)")
     parser.add_argument("--engine-path", default=None, help="directory holding a mypyc build of ingot.market.engine "

@@ -451,6 +451,11 @@ class NativeCore:
             "acks": sorted(acks),
         }
 
+    def load_native(self) -> bool:
+        """Move the state into the native core now (``run`` would do it at its first batch); False if it does not
+        fit the native bounds and stays with the reference."""
+        return self._to_native()
+
     def names(self) -> list[str]:
         """The native string table (member, product, receipt ids by id), extended to the present."""
         names = self._names
