@@ -318,3 +318,16 @@ def test_c_packing_is_the_python_packing_byte_for_byte(seed):
             continue
         got = native.pack(chunk)
         assert (got.records, got.blob) == (expected.records, expected.blob)
+
+
+def test_a_malformed_batch_changes_nothing():
+    pair = Pair(random.Random(5))
+    core = pair.native
+    good = native.pack([c.NewOrder("g", T0, "M1", "CU", c.BUY, 1, 70_000, tif=c.GTC)] * 3)
+    before = core.state_hash()
+    broken = bytearray(good.records)
+    broken[2 * native.RECORD + 16:2 * native.RECORD + 24] = (len(good.blob) + 5 << 24 | 3).to_bytes(8, "little")
+    with pytest.raises(ValueError, match="malformed command record 2"):
+        core.run(native.Packed(bytes(broken), good.blob, good.commands))
+    assert core.state_hash() == before
+    assert core.run(good).outcome(0).ack.status == "resting"

@@ -2079,6 +2079,29 @@ static PyObject *core_run(Core *c, PyObject *args)
     enum { AHEAD = 16 };
     Ahead ring[AHEAD];
     const i64 *records = (const i64 *)cmds.buf;
+    /* Every record checked before any runs, so a malformed batch changes nothing. */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const i64 *r = records + i * 8;
+        const char *str;
+        size_t n;
+        int kind = (int)(r[0] & 0xff), ok = kind == K_NEW || kind == K_CANCEL;
+        ok = ok && blob_str(&b, r[2], &str, &n) == 0 && blob_str(&b, r[3], &str, &n) == 0;
+        if (ok && kind == K_NEW) {
+            int side = (int)(r[0] >> 8) & 0xff, type = (int)(r[0] >> 16) & 0xff, tif = (int)(r[0] >> 24) & 0xff;
+            uint64_t off = (uint64_t)r[7] >> 24, nrc = (uint64_t)r[7] & 0xffffff;
+            ok = side >= 1 && side <= 2 && type >= 1 && type <= 2 && tif >= 1 && tif <= 4 &&
+                 blob_str(&b, r[4], &str, &n) == 0 && off + nrc * 8 <= b.blob_len;
+            for (uint64_t k = 0; ok && k < nrc; k++) {
+                i64 ref;
+                memcpy(&ref, b.blob + off + k * 8, 8);
+                ok = blob_str(&b, ref, &str, &n) == 0;
+            }
+        }
+        if (!ok) {
+            PyErr_Format(PyExc_ValueError, "malformed command record %zd", i);
+            goto out;
+        }
+    }
     for (Py_ssize_t i = 0; i < AHEAD && i < count; i++)
         if (look_ahead(c, records + i * 8, &b, &ring[i]) < 0) {
             PyErr_Format(PyExc_ValueError, "malformed command record %zd", i);

@@ -22,6 +22,10 @@ force, an integer outside 64 bits) is refused by ``pack`` with ``Unpackable``; `
 reference, which refuses it with its own words. State that does not fit the native bounds (see ``_nativecore.c``)
 stays in Python, and then ``run`` applies each command through the reference; so does everything without the
 extension, or with ``INGOT_PURE_PYTHON=1``.
+
+A malformed batch (records not made by ``pack``) is refused whole before anything runs. An allocation failure in
+the middle of a batch leaves the native state half-changed: ``run`` raises ``MemoryError`` and the core is not to
+be used again (the journal still recovers everything acknowledged before).
 """
 from __future__ import annotations
 
