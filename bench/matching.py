@@ -18,7 +18,7 @@ it as missing. Run with the project's .venv instead and the peers are reported a
 The native core (``native.NativeCore``: the C extension ``_nativecore`` with its own C state, see
 docs/market-engine.md) runs the stream through its batch entry point: packed batches of ``--native-batch``
 commands per call (packed before timing; a second row times the packing too, a third builds every Outcome, Ack and
-event object from the batch's records), through its object API (``apply``, a batch of one), and behind the journal
+event object from the batch's records; p50/p99 are then per call, i.e. what each command of a batch waits), through its object API (``apply``, a batch of one), and behind the journal
 (one packed batch per group commit). Before timing, every Ingot contender must end the stream in the same state hash.
 
 For each contender it prints orders/s over the whole stream (a loop with no per-order timing) and p50/p99 latency
@@ -49,7 +49,10 @@ if "--engine-path" in sys.argv:
 from ingot.market.engine import commands as c  # noqa: E402
 from ingot.market.engine import core as core_module  # noqa: E402
 from ingot.market.engine.core import MatchingCore, ReferenceCore  # noqa: E402
-from ingot.market.engine import native  # noqa: E402
+try:  # a --engine-path build may predate the native core
+    from ingot.market.engine import native  # noqa: E402
+except ImportError:  # pragma: no cover
+    native = None
 from ingot.market.engine.journal import JournaledEngine  # noqa: E402
 
 REFERENCE = "ingot reference (mypyc)" if core_module.__file__.endswith(".so") else "ingot reference (Python)"
@@ -57,6 +60,7 @@ COMPILED = "ingot compiled core (C)"
 CORES = [(COMPILED, MatchingCore)] if core_module.COMPILED else []
 CORES.append((REFERENCE, ReferenceCore))
 NATIVE = "ingot native core (C state)"
+NATIVE_BUILT = native is not None and native.AVAILABLE
 
 PRODUCT = "CU"
 MID = 70_000  # fen per price unit
@@ -235,8 +239,8 @@ def chunks(commands: list, size: int) -> list[list]:
 
 def native_batches(stream: Stream, size: int, *, packing: bool = False, objects: bool = False):
     """The native batch path, ``size`` commands per call. Packed before timing, as every other contender's
-    inputs are built before timing; with ``packing`` the Python packing is timed too, with ``objects`` every
-    Outcome, Ack and event object is built from the batch's records as well."""
+    inputs are built before timing; with ``packing`` the packing (``native.pack``, in C) is timed too, with
+    ``objects`` every Outcome, Ack and event object is built from the batch's records as well."""
     if packing:
         items = chunks(stream.commands, size)
 
@@ -394,7 +398,7 @@ def main() -> None:
     print(f"engine: {core_module.__file__}; compiled core: "
           f"{core_module._compiled.__file__ if core_module.COMPILED else 'not built (pip install -e .)'}")
     same = {name: final_hash(stream, core_class) for name, core_class in CORES}
-    if native.AVAILABLE:
+    if NATIVE_BUILT:
         same[NATIVE + ", object API"] = final_hash(stream, native.NativeCore)
         for size in args.native_batch:
             core = native_made(stream)
@@ -406,7 +410,7 @@ def main() -> None:
     if len(set(same.values())) != 1:
         raise SystemExit(f"the cores disagree on the final state: {same}")
     contenders = [(name, *ingot_core(stream, core_class)) for name, core_class in CORES]
-    if native.AVAILABLE:
+    if NATIVE_BUILT:
         for size in args.native_batch:
             contenders.append((f"{NATIVE}, batch of {size}, packed before timing", *native_batches(stream, size)))
         size = max(args.native_batch)
@@ -429,7 +433,7 @@ def main() -> None:
             for batch in args.batch:
                 contenders.append((f"{name} + journal (batch {batch}, fsync)",
                                    *ingot_journaled(stream, batch, directory, core_class)))
-        if native.AVAILABLE:
+        if NATIVE_BUILT:
             for batch in args.batch:
                 contenders.append((f"{NATIVE} + journal (batch of {batch} per submit_batch, fsync)",
                                    *native_journaled(stream, batch, directory)))
