@@ -1,0 +1,68 @@
+"""What the serving process does against the latency tail: SQLite's checkpoints run in a thread of their own rather
+than inside every hundredth commit (and the commits still reach the database file), and the objects start-up made
+are frozen out of the garbage collector's full collections for the app's life."""
+from __future__ import annotations
+
+import gc
+import time
+
+from sqlalchemy import text
+
+from ingot.core import db
+from ingot.core.db import checkpoint_in_background, get_engine
+
+
+def _autocheckpoint(engine) -> int:
+    with engine.connect() as connection:
+        return connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+
+
+def test_checkpoints_run_beside_the_commits_and_stop_cleanly(db_url):
+    engine = get_engine(db_url)
+    checkpointer = checkpoint_in_background(engine, interval=0.05)
+    if engine.dialect.name != "sqlite":
+        assert checkpointer is None
+        return
+    try:
+        assert checkpoint_in_background(engine) is checkpointer  # one per engine
+        # The engine's connections leave checkpoints to the thread...
+        assert _autocheckpoint(engine) == 0
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE tail_probe (n INTEGER)"))
+        for n in range(50):
+            with engine.begin() as connection:
+                connection.execute(text("INSERT INTO tail_probe VALUES (:n)"), {"n": n})
+        deadline = time.monotonic() + 5
+        while checkpointer.checkpoints < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert checkpointer.checkpoints >= 2
+        # ...which copies the log back into the database: a checkpoint now finds nothing left to copy.
+        with engine.connect() as connection:
+            busy, log_frames, copied = connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        assert busy == 0 and log_frames == copied
+    finally:
+        checkpointer.stop()
+    assert not checkpointer.thread.is_alive()
+    # Stopped, the connections checkpoint on commit again, and every committed row is there.
+    assert _autocheckpoint(engine) == 1000
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM tail_probe")).scalar() == 50
+    # dispose_engines stops a running one.
+    again = checkpoint_in_background(engine, interval=0.05)
+    assert again is not checkpointer
+    db.dispose_engines()
+    assert again.stopped.is_set() and not again.thread.is_alive()
+
+
+def test_the_app_freezes_start_up_objects_for_its_life_and_runs_the_checkpointer(db_url):
+    from fastapi.testclient import TestClient
+
+    from ingot.api.app import create_app
+
+    assert gc.get_freeze_count() == 0
+    with TestClient(create_app()):
+        assert gc.get_freeze_count() > 0
+        running = dict(db._checkpointers)
+        assert bool(running) is db_url.startswith("sqlite")
+    assert gc.get_freeze_count() == 0
+    assert all(checkpointer.stopped.is_set() for checkpointer in running.values())
