@@ -64,7 +64,9 @@ enum { EV_ACCEPTED = 1, EV_CANCELLED, EV_TRADE, EV_SETTLE, EV_DELIVERY, EV_SPLIT
 
 /* ---------------------------------------------------------------- state */
 
-typedef struct { uint32_t off, len; uint64_t hash; } Str;
+typedef struct { uint32_t off, len; uint64_t hash; } Str; /* len | STR_UNHASHED: not in the string hash */
+#define STR_UNHASHED 0x80000000u
+#define STR_LEN(e) ((e)->len & ~STR_UNHASHED)
 
 typedef struct {
     int32_t str;
@@ -330,6 +332,8 @@ static int shash_rebuild(Core *c, uint32_t cap)
         return -1;
     memset(t, 0xff, cap * sizeof(int32_t));
     for (int32_t i = 0; i < c->nstrs; i++) {
+        if (c->strs[i].len & STR_UNHASHED)
+            continue;
         uint32_t at = (uint32_t)c->strs[i].hash & (cap - 1);
         while (t[at] >= 0)
             at = (at + 1) & (cap - 1);
@@ -401,7 +405,7 @@ static PyObject *str_object(Core *c, int32_t id)
 {
     if (id < 0)
         return PyUnicode_FromStringAndSize("", 0);
-    return PyUnicode_DecodeUTF8(c->sarena.p + c->strs[id].off, c->strs[id].len, "surrogatepass");
+    return PyUnicode_DecodeUTF8(c->sarena.p + c->strs[id].off, STR_LEN(&c->strs[id]), "surrogatepass");
 }
 
 /* Intern a Python str; -2 on error (with an exception), -3 if it is not a str. */
@@ -768,7 +772,7 @@ static int32_t add_unhashed(Core *c, const char *s, size_t n)
         return -2;
     int32_t id = c->nstrs++;
     c->strs[id].off = (uint32_t)c->sarena.len;
-    c->strs[id].len = (uint32_t)n;
+    c->strs[id].len = (uint32_t)n | STR_UNHASHED;
     c->strs[id].hash = 0;
     memcpy(c->sarena.p + c->sarena.len, s, n);
     c->sarena.len += n;
@@ -808,7 +812,7 @@ static int32_t child_id(Core *c, int32_t parent_str, i64 n)
 {
     Str *s = &c->strs[parent_str];
     char small[256];
-    size_t len = s->len;
+    size_t len = STR_LEN(s);
     char *buf = len + 24 <= sizeof small ? small : PyMem_Malloc(len + 24);
     if (!buf) {
         PyErr_NoMemory();
