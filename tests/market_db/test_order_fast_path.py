@@ -173,3 +173,71 @@ def test_the_order_endpoints_check_the_token_first_and_the_key_after(db_url, mar
     # An operator may not trade.
     operator = login(client, "operator", OPERATOR_PASSWORD)
     assert client.post("/api/market/orders", json={**body, "key": "op"}, headers=operator).status_code == 403
+
+
+def _without_lanes(app):
+    from ingot.market.api import _LaneRoute
+
+    app.router.routes[:] = [route for route in app.router.routes if not isinstance(route, _LaneRoute)]
+    return app
+
+
+def test_the_order_lanes_answer_what_the_documented_routes_answer(db_url, market, client, monkeypatch):
+    """A request the lane declines reaches the FastAPI route with its body; a well-formed one is served by the lane;
+    either way the answer is the one the documented route gives."""
+    from fastapi.testclient import TestClient
+
+    from ingot.api.app import create_app
+    from ingot.market import api
+
+    declined = []
+    decline = api._OrderLane._decline
+
+    async def counting(self, scope, receive, send, body):
+        declined.append(scope["path"])
+        await decline(self, scope, receive, send, body)
+
+    monkeypatch.setattr(api._OrderLane, "_decline", counting)
+    headers = login(client, "client_a", PASSWORD)
+    body = {"account": "M002/C01", "product": "IN99995", "side": "B", "lots": 1, "price_fen": 140_000}
+    placed = client.post("/api/market/orders", json={**body, "key": "lane-1"}, headers=headers)
+    assert placed.status_code == 201 and declined == []
+    order_id = placed.json()["order_id"]
+    malformed = [
+        ("/api/market/orders", b'{"account": "M002/C01", ', "application/json"),
+        ("/api/market/orders", b'{"account": "M002/C01", "product": "IN99995"}', "application/json"),
+        ("/api/market/orders", b'{"account": "M002/C01", "product": "IN99995", "side": "B", "lots": 1, '
+                               b'"price_fen": 140000, "key": "x", "colour": "red"}', "application/json"),
+        ("/api/market/orders", b'{"account": "M002/C01", "product": "IN99995", "side": "X", "lots": 1.5, '
+                               b'"price_fen": "cheap", "key": "x"}', "application/json"),
+        ("/api/market/orders", b"account=M002/C01", "application/x-www-form-urlencoded"),
+        ("/api/market/orders", b"", "application/json"),
+        ("/api/market/orders/0/cancel", b'{"key": "c"}', "application/json"),
+        (f"/api/market/orders/{2**63}/cancel", b'{"key": "c"}', "application/json"),
+        (f"/api/market/orders/{order_id}/cancel", b'{"key": 5}', "application/json"),
+        (f"/api/market/orders/{order_id}/cancel", b"", "application/json"),
+    ]
+    with TestClient(_without_lanes(create_app())) as documented:
+        for path, content, content_type in malformed:
+            sent = {"content": content, "headers": {**headers, "Content-Type": content_type}}
+            through_lane = client.post(path, **sent)
+            direct = documented.post(path, **sent)
+            assert (through_lane.status_code, through_lane.json()) == (direct.status_code, direct.json()), path
+            assert through_lane.status_code == 422, (path, through_lane.text)
+            # The same request without a token: whatever the route answers (a body that is not JSON is refused before
+            # the token is looked at), the lane answers too.
+            anonymous = {"content": content, "headers": {"Content-Type": content_type}}
+            lane_answer, route_answer = client.post(path, **anonymous), documented.post(path, **anonymous)
+            assert (lane_answer.status_code, lane_answer.json()) == (route_answer.status_code, route_answer.json())
+    assert len(declined) == 2 * len(malformed)
+    # Well-formed but refused: answered by the lane, through the same error handlers.
+    declined.clear()
+    refused = client.post("/api/market/orders", json={**body, "key": "lane-2", "lots": 10**5}, headers=headers)
+    assert refused.status_code == 422 and refused.json()["detail"][0]["code"] == "quantity_above_maximum"
+    assert client.post("/api/market/orders", json={**body, "key": "lane-3"}).status_code == 401
+    # The Idempotency-Key header serves as the key, on the lane as on the route.
+    keyed = client.post("/api/market/orders", json=body, headers={**headers, "Idempotency-Key": "lane-4"})
+    assert keyed.status_code == 201 and keyed.json()["key"] == "lane-4"
+    cancelled = client.post(f"/api/market/orders/{order_id}/cancel", json={}, headers={**headers, "Idempotency-Key": "c4"})
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert declined == []

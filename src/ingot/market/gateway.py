@@ -101,18 +101,37 @@ def _take_writer_lock(session: Session, held: _Held) -> None:
         return
     if session.connection().connection.dbapi_connection.in_transaction:
         return
-    if not session.info.get("market_writer_lock_watched"):
-        session.info["market_writer_lock_watched"] = True
-
-        def release(ended: Session, transaction) -> None:
-            if transaction.parent is None:
-                taken = ended.info.pop("market_writer_lock", None)
-                if taken is not None:
-                    taken.release()
-
-        event.listen(session, "after_transaction_end", release)
     if held.writer.acquire(timeout=WRITER_WAIT_SECONDS):
         session.info["market_writer_lock"] = held.writer
+
+
+# How a transaction that took the writer lock or fed the core ends is learnt by listeners on the Session class,
+# registered once, which find what to do in the ending session's `info`: listeners added to each session cost a
+# measurable part of every order (each request has a session of its own, and adding a listener is not cheap).
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _release_writer_lock(ended: Session, transaction) -> None:
+    if transaction.parent is None:
+        taken = ended.info.pop("market_writer_lock", None)
+        if taken is not None:
+            taken.release()
+
+
+@event.listens_for(Session, "after_commit")
+def _fed_transaction_committed(ended: Session) -> None:
+    held = ended.info.pop("market_engine_fed", None)
+    if held is not None:
+        with held.lock:
+            held.in_flight = False
+
+
+@event.listens_for(Session, "after_rollback")
+def _fed_transaction_rolled_back(ended: Session) -> None:
+    held = ended.info.pop("market_engine_fed", None)
+    if held is not None:
+        with held.lock:
+            held.stale = True
 
 
 def _head(session: Session, *, lock: bool) -> tuple[int, str]:
@@ -203,25 +222,10 @@ def execute(session: Session, command) -> Outcome:
 
 
 def _watch_transaction(session: Session, held: _Held) -> None:
-    """Learn how the transaction that fed the core ends: a commit settles it, a rollback makes the core stale."""
+    """Learn how the transaction that fed the core ends: a commit settles it, a rollback makes the core stale (the
+    Session-class listeners above)."""
     held.in_flight = True
-    session.info["market_engine_fed"] = True
-    if session.info.get("market_engine_watched"):
-        return
-    session.info["market_engine_watched"] = True
-
-    def committed(ended: Session) -> None:
-        if ended.info.pop("market_engine_fed", False):
-            with held.lock:
-                held.in_flight = False
-
-    def rolled_back(ended: Session) -> None:
-        if ended.info.pop("market_engine_fed", False):
-            with held.lock:
-                held.stale = True
-
-    event.listen(session, "after_commit", committed)
-    event.listen(session, "after_rollback", rolled_back)
+    session.info["market_engine_fed"] = held
 
 
 def read_core(session: Session, reader):
