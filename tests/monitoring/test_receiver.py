@@ -421,3 +421,24 @@ def test_two_receivers_share_one_port_with_reuse_port():
     answers, counts = asyncio.run(main())
     assert len(answers) == 60 and sum(counts) == 60
     assert min(counts) > 0  # the kernel gave both receivers connections (60 of them: both shares empty is ~1e-18)
+
+
+def test_stop_returns_once_every_connection_has_closed():
+    async def main():
+        sink = InMemorySink()
+        server = ReceiverServer(StaticDirectory({MN: "123456"}), sink)
+        await server.start("127.0.0.1", 0)
+        clients = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(20)]
+        reader, writer = clients[0]
+        writer.write(data_packet(1))
+        await read_answers(reader, 1)
+        while server.stats.connections_open < 20:
+            await asyncio.sleep(0.01)
+        assert server.connected_mns == [MN]
+        await server.stop()
+        figures = (server.stats.connections_open, server.connected_mns)
+        for _reader, client in clients:
+            client.close()
+        return figures
+
+    assert _run_loop(main()) == (0, [])

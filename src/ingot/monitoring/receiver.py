@@ -278,6 +278,7 @@ class ReceiverServer:
         self._sweeper: asyncio.Task | None = None
         self._steps: set[asyncio.Task] = set()
         self._offer = getattr(sink, "put_nowait_many", None)
+        self._all_closed: asyncio.Event | None = None  # set by the last connection to close while stop() waits
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -302,8 +303,14 @@ class ReceiverServer:
         if self._steps:
             # awaited steps of closed connections end quickly; wait so none outlives the server
             await asyncio.wait(list(self._steps), timeout=5.0)
-        for _ in range(3):
-            await asyncio.sleep(0)  # let the transports report their connections lost
+        if self._connections:
+            # each transport reports its connection lost (_closed) once it has closed; wait for the last of them
+            self._all_closed = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._all_closed.wait(), timeout=5.0)
+            except asyncio.TimeoutError:
+                log.warning("hj212 receiver: %d connections did not report closing", len(self._connections))
+            self._all_closed = None
         if self._server is not None:
             await self._server.wait_closed()
         for result, future in self._pending.values():
@@ -351,6 +358,8 @@ class ReceiverServer:
         if connection in self._connections:
             self._connections.discard(connection)
             self.stats.connections_open -= 1
+            if not self._connections and self._all_closed is not None:
+                self._all_closed.set()
         if connection.mn is not None and self._by_mn.get(connection.mn) is connection:
             del self._by_mn[connection.mn]
 
