@@ -66,3 +66,35 @@ def test_the_app_freezes_start_up_objects_for_its_life_and_runs_the_checkpointer
         assert bool(running) is db_url.startswith("sqlite")
     assert gc.get_freeze_count() == 0
     assert all(checkpointer.stopped.is_set() for checkpointer in running.values())
+
+
+def test_a_pooled_connection_is_pinged_only_after_sitting_idle(db_url, monkeypatch):
+    """PostgreSQL: no round trip for a connection checked in moments ago; one idle past the threshold is pinged, and
+    one the server dropped meanwhile is replaced before anybody uses it."""
+    import pytest
+
+    engine = get_engine(db_url)
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite has no server connection to lose")
+    pings = []
+    ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda connection: pings.append(1) or ping(connection))
+    with engine.connect() as connection:
+        first = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar() == first
+    assert pings == []
+    # Idle long enough (the threshold made short here), and meanwhile dropped by the server.
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.05)
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    killer = create_engine(db.normalise_url(db_url), poolclass=NullPool)
+    with killer.connect() as other:
+        assert other.exec_driver_sql(f"SELECT pg_terminate_backend({first})").scalar() is True
+    killer.dispose()
+    time.sleep(0.1)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT 1").scalar() == 1
+        assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar() != first
+    assert len(pings) >= 1

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 import warnings
 import weakref
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import JSON, DateTime, MetaData, Numeric, create_engine, event, exc as sa_exc
@@ -101,9 +103,43 @@ def get_engine(url: str | None = None) -> Engine:
             engine = create_engine(url, connect_args={"check_same_thread": False}, pool_size=10, max_overflow=30)
             _configure_sqlite(engine)
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
+            engine = create_engine(url, pool_size=10, max_overflow=30)
+            _ping_when_idle(engine)
         _engines[url] = engine
     return engine
+
+
+# A pooled connection that has sat unused this long is pinged before it is handed out again.
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """`pool_pre_ping`, for connections that have been idle: pre-ping sent a round trip to the server on every
+    checkout, one more statement on every request. A connection the server dropped (a restart, an idle timeout) went
+    away while it sat in the pool, so one checked in moments ago needs no ping; one idle for
+    `PING_AFTER_IDLE_SECONDS` is pinged with the dialect's own ping, and if the ping fails the pool discards it and
+    hands out a fresh connection (DisconnectionError), as pre-ping did."""
+
+    @event.listens_for(engine, "connect")
+    def _connected(_dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record) -> None:
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is not None and time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # noqa: BLE001 - any failure of the ping means the connection is gone
+            raise sa_exc.DisconnectionError(f"pooled connection failed its ping: {error}") from error
+        if alive is False:
+            raise sa_exc.DisconnectionError("pooled connection failed its ping")
 
 
 def dispose_engines() -> None:
@@ -149,7 +185,8 @@ class _Checkpointer:
                 try:
                     if connection is None:
                         # mode=rw: a database that is gone is not created again here.
-                        connection = sqlite3.connect(f"file:{self.path}?mode=rw", uri=True, timeout=10)
+                        uri = f"{Path(self.path).resolve().as_uri()}?mode=rw"
+                        connection = sqlite3.connect(uri, uri=True, timeout=10)
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     self.checkpoints += 1
                 except sqlite3.Error:
