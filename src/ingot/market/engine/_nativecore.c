@@ -177,46 +177,86 @@ typedef struct {
 
 /* ---------------------------------------------------------------- memory
  * The growing tables (strings, receipts, orders, the idempotency memory) are allocated here: from 1 MiB up as
- * their own mappings, grown with mremap, which moves pages instead of copying them; below that through PyMem.
- * A 16-byte header before each block remembers its size. */
+ * their own mappings, grown with mremap, which moves pages instead of copying them, and kept for reuse when
+ * freed (see SPARE); below that through PyMem. A 16-byte header before each block remembers its size. */
 
 #define BIG_MAPPED (1u << 20)
 typedef struct {
-    size_t size, mapped;
+    size_t size;   /* bytes in use after the header */
+    size_t mapped; /* length of the mapping holding it, 0 for a PyMem block */
 } BigHead;
+
+#ifdef MREMAP_MAYMOVE
+/* Mappings given back by big_free, kept for the next table of the process instead of being unmapped: a new
+ * core (a reload after a reference command, a snapshot restore, a bench pass) then writes into pages that are
+ * already there rather than faulting in and zeroing fresh ones. Bounded; the rest goes back to the kernel. */
+#define SPARE_SLOTS 32
+#define SPARE_BYTES ((size_t)512 << 20)
+static struct {
+    void *block;
+    size_t length;
+} SPARE[SPARE_SLOTS];
+static int spare_count;
+static size_t spare_bytes;
+
+static void *take_spare(size_t total, size_t *length)
+{
+    int best = -1;
+    for (int i = 0; i < spare_count; i++)
+        if (SPARE[i].length >= total && (best < 0 || SPARE[i].length < SPARE[best].length))
+            best = i;
+    if (best < 0 || SPARE[best].length > total * 4) /* none, or only one far too large to tie up */
+        return NULL;
+    void *block = SPARE[best].block;
+    *length = SPARE[best].length;
+    spare_bytes -= SPARE[best].length;
+    SPARE[best] = SPARE[--spare_count];
+    return block;
+}
+#endif
 
 static void *big_realloc(void *ptr, size_t size)
 {
     size_t total = size + sizeof(BigHead);
     BigHead *head = ptr ? (BigHead *)ptr - 1 : NULL;
 #ifdef MREMAP_MAYMOVE
-    if (total >= BIG_MAPPED) {
-        void *block;
-        if (head && head->mapped) {
-            block = mremap(head, head->size + sizeof(BigHead), total, MREMAP_MAYMOVE);
-        } else {
-            block = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-            if (block != MAP_FAILED && head) {
-                memcpy((BigHead *)block + 1, ptr, head->size < size ? head->size : size);
-                PyMem_Free(head);
+    if (head && head->mapped) {
+        if (total > head->mapped) { /* moves the pages, never copies them */
+            void *block = mremap(head, head->mapped, total, MREMAP_MAYMOVE);
+            if (block == MAP_FAILED) {
+                PyErr_NoMemory();
+                return NULL;
             }
-        }
-        if (block == MAP_FAILED) {
-            PyErr_NoMemory();
-            return NULL;
-        }
 #ifdef MADV_HUGEPAGE
-        /* Large tables, probed at random: huge pages, where the kernel allows them, save TLB misses and faults. */
-        (void)madvise(block, total, MADV_HUGEPAGE);
+            (void)madvise(block, total, MADV_HUGEPAGE);
 #endif
-        head = block;
+            head = block;
+            head->mapped = total;
+        }
         head->size = size;
-        head->mapped = 1;
         return head + 1;
     }
-    if (head && head->mapped) { /* never shrunk below the mapping threshold: keep the mapping */
-        head->size = size;
-        return ptr;
+    if (total >= BIG_MAPPED) {
+        size_t length = total;
+        BigHead *block = take_spare(total, &length);
+        if (!block) {
+            block = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (block == MAP_FAILED) {
+                PyErr_NoMemory();
+                return NULL;
+            }
+#ifdef MADV_HUGEPAGE
+            /* Large tables, probed at random: huge pages, where the kernel allows them, save TLB misses and faults. */
+            (void)madvise(block, total, MADV_HUGEPAGE);
+#endif
+        }
+        if (head) {
+            memcpy(block + 1, ptr, head->size < size ? head->size : size);
+            PyMem_Free(head);
+        }
+        block->size = size;
+        block->mapped = length;
+        return block + 1;
     }
 #endif
     head = PyMem_Realloc(head, total);
@@ -236,7 +276,14 @@ static void big_free(void *ptr)
     BigHead *head = (BigHead *)ptr - 1;
 #ifdef MREMAP_MAYMOVE
     if (head->mapped) {
-        munmap(head, head->size + sizeof(BigHead));
+        if (spare_count < SPARE_SLOTS && spare_bytes + head->mapped <= SPARE_BYTES) {
+            SPARE[spare_count].block = head;
+            SPARE[spare_count].length = head->mapped;
+            spare_count++;
+            spare_bytes += head->mapped;
+        } else {
+            munmap(head, head->mapped);
+        }
         return;
     }
 #endif
