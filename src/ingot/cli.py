@@ -105,12 +105,19 @@ def users_disable(username: str) -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="监听地址 / bind address"),
     port: int = typer.Option(8000, help="端口 / port"),
+    workers: int = typer.Option(1, min=1, max=64, help="服务进程数（每个进程用一个 CPU 核）/ server processes, one CPU "
+                                                       "core each"),
     market_sessions: bool = typer.Option(
         True, "--market-sessions/--no-market-sessions",
         help="按交易时间表自动开闭市（间隔 INGOT_MARKET_SESSION_SECONDS，0 为关闭）/ run the market's session timetable "
              "(every INGOT_MARKET_SESSION_SECONDS seconds, 0 disables)"),
 ) -> None:
-    """启动 Web 界面与 API / serve the web UI and the API."""
+    """启动 Web 界面与 API / serve the web UI and the API.
+
+    --workers N 启动 N 个服务进程 / runs N server processes on the port (uvicorn's workers): one Python process serves
+    on one core only. They share nothing but the database: each keeps its own copy of the matching core, brought
+    level with the committed journal before every command (docs/market-engine.md), and the live stream polls the
+    database, so every process sees every other's trades. The session timetable runs once, in this process."""
     import uvicorn
 
     from ingot.api.app import create_app
@@ -124,7 +131,11 @@ def serve(
         scheduler = SessionScheduler(interval).start()
         console.print(f"交易时间表每 {interval:g} 秒执行 / market session timetable runs every {interval:g} s")
     try:
-        uvicorn.run(create_app(), host=host, port=port, log_level="info")
+        if workers > 1:
+            uvicorn.run("ingot.api.app:create_app", factory=True, workers=workers, host=host, port=port,
+                        log_level="info")
+        else:
+            uvicorn.run(create_app(), host=host, port=port, log_level="info")
     finally:
         if scheduler is not None:
             scheduler.stop()
