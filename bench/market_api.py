@@ -5,7 +5,8 @@
 A fresh database (SQLite under bench/out/ by default; point --database at a PostgreSQL database of its own, it is
 wiped) is migrated and given the administrative divisions and the demo trading centre, plus cash for five buying accounts and one warehouse
 receipt per planned sell order for M001 (all before the clock starts). Then `ingot serve` runs as a separate process
-(one uvicorn worker, as shipped) and this process offers orders to `POST /api/market/orders` and
+(one uvicorn worker by default, as shipped; --workers N for `ingot serve --workers N`, whose processes' CPU and
+peak RSS are then summed) and this process offers orders to `POST /api/market/orders` and
 `POST /api/market/orders/{id}/cancel` at a fixed rate (open loop: a request is sent on schedule whether or not the
 earlier ones have been answered, so a server that falls behind shows it in the latency, not in a lower rate).
 Mix on refined indium (IN99995, tick 100 fen): 60 % buy limits a few ticks either side of the reference, 20 % sell
@@ -110,16 +111,42 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (`ingot serve --workers N` is a supervisor with N worker processes)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                pending.extend(int(child) for child in task.read_text().split())
+            except OSError:
+                continue
+    return found
+
+
 def proc_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of the server: the process and its live descendants."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def proc_peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Peak RSS of the server, summed over the process and its live descendants."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in lines if line.startswith("VmHWM:")), 0)
+    return total / 1024
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -291,6 +318,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections the load generator uses")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (ingot serve --workers)")
     args = parser.parse_args()
 
     url = fresh_database(args.database)
@@ -301,7 +329,8 @@ def main() -> int:
 
     port = free_port()
     env = {**os.environ, "INGOT_DATABASE_URL": url}
-    server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "ingot"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+    server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "ingot"), "serve", "--host", "127.0.0.1", "--port", str(port),
+                               "--workers", str(args.workers)],
                               env=env, stdout=subprocess.DEVNULL, stderr=open(OUT / "server.log", "w"))
     base = f"http://127.0.0.1:{port}"
     try:
