@@ -11,8 +11,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# setup.py compiles the HJ 212 codec's hot path (C) into the source tree; a change to it reinstalls.
-COMPILED := setup.py src/ingot/monitoring/hj212/_fastpath.c src/ingot/market/engine/_corefast.c
+# setup.py compiles the C extensions (the HJ 212 codec's hot path, the compiled and the native matching cores) into
+# the source tree; a change to any of them reinstalls.
+COMPILED := setup.py src/ingot/monitoring/hj212/_fastpath.c src/ingot/market/engine/_corefast.c \
+            src/ingot/market/engine/_nativecore.c
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt $(COMPILED)
 	$(BIN)/pip install --quiet -c constraints.txt -e .
