@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
-from ingot.core.audit import record_change, record_change_now
+from ingot.core.audit import AuditEntry, jsonable, record_change, record_change_now
 from ingot.core.auth import Principal
 from ingot.core.errors import Conflict, NotFound
 from ingot.core.timeutil import shown, utcnow
@@ -182,10 +182,21 @@ class _Context:
     touched_receipts: set[str] = field(default_factory=set)
     trades: dict[int, TradeExecuted] = field(default_factory=dict)
     settled: int = 0
-    # The ledger accounts the command's settlements posted to, for the batch's invariant check.
-    posted_to: set[int] = field(default_factory=set)
+    # What the command's settlements changed (entries, balances, receipts), for the batch's invariant check.
+    batch: ledger.SettlementBatch = field(default_factory=ledger.SettlementBatch)
     # Receipt number -> the sell order holding it, as this command's events place and split receipts.
     holders: dict[str, int] = field(default_factory=dict)
+    # The settlements' audit entries and trade rows, in the order they were made, written by one Core
+    # executemany each once the events' other rows are flushed (see `_persist_events`).
+    audit_rows: list[dict] = field(default_factory=list)
+    trade_rows: list[dict] = field(default_factory=list)
+
+    def audit(self, entity: str, entity_id, action: str, before: dict | None, after: dict | None) -> None:
+        """`record_change` for the settlement path: the same entry, timed now, written with the batch."""
+        self.audit_rows.append({
+            "at": utcnow(), "actor_id": self.actor.user_id, "actor": self.actor.username, "entity": entity,
+            "entity_id": str(entity_id), "action": action, "before": jsonable(before), "after": jsonable(after),
+            "division_code": None, "enterprise_id": None})
 
 
 def _orders_of(events: list) -> set[int]:
@@ -208,88 +219,107 @@ def _persist_events(session: Session, events: list, context: _Context) -> None:
         # One query loads them all, so each `_get` below finds its order without one.
         for order in session.scalars(_ORDERS_BY_ID, {"ids": sorted(existing)}):
             _keep(session, order)
-    for event in events:
-        kind = type(event)
-        if kind is OrderAccepted:
-            account = _account_by_engine_id(session, event.member_id)
-            session.add(_keep(session, Order(
-                id=event.order_id, idempotency_key=context.key, account_id=account.id,
-                product_id=_product_by_code(session, event.product_id).id, side=event.side,
-                order_type=event.order_type, tif=event.tif, price_fen=event.price_fen, lots=event.lots,
-                open_lots=event.lots, filled_lots=0, status="resting", receipt_numbers=list(context.receipt_numbers),
-                placed_by=context.actor.user_id, created_at=context.at, updated_at=context.at)))
-            # Not flushed here: the settlement's ledger entry is flushed (for its id) before any trade row that
-            # refers to this order is added, and that flush writes the order first.
-            context.touched_receipts.update(context.receipt_numbers)
-            context.holders.update((number, event.order_id) for number in context.receipt_numbers)
-        elif kind is OrderCancelled:
-            order = _get(session, Order, event.order_id)
-            order.status = "expired" if event.reason == "expired" else "cancelled"
-            order.cancel_reason, order.open_lots, order.updated_at = event.reason, 0, context.at
-            context.touched_receipts.update(order.receipt_numbers)
-        elif kind is OrderAmended:
-            # An amendment that crosses trades first: its fills arrive before this event, which carries the lots
-            # still open after them, so it has the last word on the order's quantities and state.
-            order = _get(session, Order, event.order_id)
-            order.lots = order.filled_lots + event.lots
-            order.open_lots, order.price_fen, order.updated_at = event.lots, event.price_fen, context.at
-            order.status = "resting" if event.lots else "filled"
-        elif kind is TradeExecuted:
-            context.trades[event.trade_id] = event
-            for order_id in (event.buy_order_id, event.sell_order_id):
-                order = _get(session, Order, order_id)
-                order.filled_lots += event.lots
-                order.open_lots -= event.lots
-                order.updated_at = context.at
-                if order.open_lots == 0:
-                    order.status = "filled"
-            context.touched_receipts.update(_get(session, Order, event.sell_order_id).receipt_numbers)
-        elif kind is ReceiptSplit:
-            _split(session, event, context)
-        elif kind is SettlementInstruction:
-            _settle(session, event, context)
-        elif kind is SessionChanged:
-            session.add(SessionLog(product_id=_product_by_code(session, event.product_id).id, phase=event.phase,
-                                   at=context.at))
+    # No autoflush while the events are applied: each query below would otherwise flush whatever the events so far
+    # left pending (one flush per query, several per trade). Nothing read here needs those rows written first:
+    # the orders, receipts and ledger accounts it changes are held objects (a split's children and a settlement's
+    # ledger entry are inserted with Core statements that return their ids); everything else is written by the one
+    # flush below, before the trades, the audit entries, the liens and the check.
+    with session.no_autoflush:
+        for event in events:
+            kind = type(event)
+            if kind is OrderAccepted:
+                account = _account_by_engine_id(session, event.member_id)
+                session.add(_keep(session, Order(
+                    id=event.order_id, idempotency_key=context.key, account_id=account.id,
+                    product_id=_product_by_code(session, event.product_id).id, side=event.side,
+                    order_type=event.order_type, tif=event.tif, price_fen=event.price_fen, lots=event.lots,
+                    open_lots=event.lots, filled_lots=0, status="resting", receipt_numbers=list(context.receipt_numbers),
+                    placed_by=context.actor.user_id, created_at=context.at, updated_at=context.at)))
+                # Not flushed here: the batch's one flush below writes it, before the trade rows are inserted.
+                context.touched_receipts.update(context.receipt_numbers)
+                context.holders.update((number, event.order_id) for number in context.receipt_numbers)
+            elif kind is OrderCancelled:
+                order = _get(session, Order, event.order_id)
+                order.status = "expired" if event.reason == "expired" else "cancelled"
+                order.cancel_reason, order.open_lots, order.updated_at = event.reason, 0, context.at
+                context.touched_receipts.update(order.receipt_numbers)
+            elif kind is OrderAmended:
+                # An amendment that crosses trades first: its fills arrive before this event, which carries the lots
+                # still open after them, so it has the last word on the order's quantities and state.
+                order = _get(session, Order, event.order_id)
+                order.lots = order.filled_lots + event.lots
+                order.open_lots, order.price_fen, order.updated_at = event.lots, event.price_fen, context.at
+                order.status = "resting" if event.lots else "filled"
+            elif kind is TradeExecuted:
+                context.trades[event.trade_id] = event
+                for order_id in (event.buy_order_id, event.sell_order_id):
+                    order = _get(session, Order, order_id)
+                    order.filled_lots += event.lots
+                    order.open_lots -= event.lots
+                    order.updated_at = context.at
+                    if order.open_lots == 0:
+                        order.status = "filled"
+                context.touched_receipts.update(_get(session, Order, event.sell_order_id).receipt_numbers)
+            elif kind is ReceiptSplit:
+                _split(session, event, context)
+            elif kind is SettlementInstruction:
+                _settle(session, event, context)
+            elif kind is SessionChanged:
+                session.add(SessionLog(product_id=_product_by_code(session, event.product_id).id, phase=event.phase,
+                                       at=context.at))
     session.flush()
+    # The settlements' trades and audit entries, after the rows they refer to (the ledger entries are already
+    # written) and before the liens' entries, so the log keeps the order the changes were made in.
+    connection = session.connection()
+    if context.trade_rows:
+        connection.execute(_INSERT_TRADE, context.trade_rows)
+    if context.audit_rows:
+        connection.execute(_INSERT_AUDIT, context.audit_rows)
     _sync_liens(session, context)
     if context.settled:
-        ledger.check_batch_invariants(session, context.posted_to)
+        ledger.check_batch_invariants(session, context.batch)
 
 
 def _split(session: Session, event: ReceiptSplit, context: _Context) -> None:
     parent = _receipts(session, (event.parent_id,))[event.parent_id]
     before = receipt_view(session, parent)
-    children = []
-    for number, grams, lots in ((event.delivered_id, event.delivered_grams, event.delivered_lots),
-                                (event.remainder_id, event.remainder_grams, event.remainder_lots)):
-        child = Receipt(number=number, product_id=parent.product_id, warehouse_id=parent.warehouse_id,
-                        owner_account_id=parent.owner_account_id, grade=parent.grade, lot_no=parent.lot_no,
-                        brand=parent.brand, net_grams=grams, lots=lots, assay_certificate=parent.assay_certificate,
-                        assay=parent.assay, location=parent.location, status="registered", parent_id=parent.id,
-                        registered_at=context.at, updated_at=context.at)
+    context.batch.track(parent, before["product"])
+    # The two children are inserted at once with one Core statement that returns their ids (no flush of the
+    # command's other pending rows for them), then held as persistent ORM rows with exactly the values written, so
+    # the delivery and the liens below change them like any receipt read from the database.
+    values = [{"number": number, "product_id": parent.product_id, "warehouse_id": parent.warehouse_id,
+               "owner_account_id": parent.owner_account_id, "grade": parent.grade, "lot_no": parent.lot_no,
+               "brand": parent.brand, "net_grams": grams, "lots": lots,
+               "assay_certificate": parent.assay_certificate, "assay": dict(parent.assay or {}),
+               "location": parent.location, "status": "registered", "lien_kind": None, "lien_ref": None,
+               "parent_id": parent.id, "registered_at": context.at, "updated_at": context.at}
+              for number, grams, lots in ((event.delivered_id, event.delivered_grams, event.delivered_lots),
+                                          (event.remainder_id, event.remainder_grams, event.remainder_lots))]
+    ids = session.connection().execute(_INSERT_RECEIPTS, values).scalars().all()
+    for receipt_id, row in zip(ids, values, strict=True):
+        child = Receipt(id=receipt_id, **row)
+        make_transient_to_detached(child)
         session.add(child)
-        children.append(child)
-        context.touched_receipts.add(number)
+        _keep(session, child)
+        context.batch.made(receipt_id)
+        context.touched_receipts.add(row["number"])
     # The sell order holding the parent: placed in this command, or named by the parent's lien.
     holder_id = context.holders.get(event.parent_id)
     if holder_id is None and parent.lien_kind == "order" and parent.lien_ref:
         holder_id = int(parent.lien_ref)
     parent.status, parent.lien_kind, parent.lien_ref, parent.updated_at = "split", None, None, context.at
-    session.flush()
-    for child in children:
-        _keep(session, child)
     # The sell order now holds the remainder in place of the parent.
     holder = _get(session, Order, holder_id) if holder_id is not None else None
     if holder is not None and holder.status == "resting" and holder.side == SELL and event.parent_id in holder.receipt_numbers:
         holders = [holder]
     else:
+        session.flush()  # the query below reads the orders' rows: write what the command changed so far first
         holders = session.scalars(select(Order).where(Order.status == "resting", Order.side == SELL))
     for order in holders:
         if event.parent_id in order.receipt_numbers:
             order.receipt_numbers = [event.remainder_id if n == event.parent_id else n for n in order.receipt_numbers]
             context.holders[event.remainder_id] = order.id
-    record_change(session, context.actor, "market_receipt", parent.id, "split", before,
+    context.audit("market_receipt", parent.id, "split", before,
                   {**receipt_view(session, parent), "children": [event.delivered_id, event.remainder_id]})
 
 
@@ -316,11 +346,11 @@ def _settle(session: Session, instruction: SettlementInstruction, context: _Cont
         postings.append((_ledger_account(session, ledger.METAL, product.code, seller.id), -delivery.weight_grams))
         postings.append((_ledger_account(session, ledger.METAL, product.code, buyer.id), delivery.weight_grams))
         before = receipt_view(session, receipt)
+        context.batch.track(receipt, product.code)
         receipt.owner_account_id, receipt.status = buyer.id, "transferred"
         receipt.lien_kind = receipt.lien_ref = None
         receipt.updated_at = context.at
-        record_change(session, context.actor, "market_receipt", receipt.id, "transfer", before,
-                      receipt_view(session, receipt))
+        context.audit("market_receipt", receipt.id, "transfer", before, receipt_view(session, receipt))
         delivered.append({"receipt": delivery.receipt_id, "grams": delivery.weight_grams, "lots": delivery.lots})
         context.touched_receipts.discard(delivery.receipt_id)
     at = from_utc_micros(executed.at_us)
@@ -328,22 +358,21 @@ def _settle(session: Session, instruction: SettlementInstruction, context: _Cont
     # the whole command with it (the transaction rolls back and the core rebuilds from what was committed).
     if not _day_not_ended(session, trading_day(at)):
         _refuse_if_day_ended(session, trading_day(at), "trade")
-    entry = ledger.post(session, "settlement", f"trade:{instruction.trade_id}", postings, at=at,
-                        memo=f"{product.code} {executed.lots} @ {executed.price_fen}")
-    context.posted_to.update(account.id for account, _amount in postings)
-    session.add(Trade(
+    entry_id = ledger.post_in_batch(session, context.batch, "settlement", f"trade:{instruction.trade_id}", postings,
+                                    at=at, memo=f"{product.code} {executed.lots} @ {executed.price_fen}")
+    context.trade_rows.append(dict(
         id=instruction.trade_id, product_id=product.id, trade_day=trading_day(at), price_fen=executed.price_fen,
         lots=executed.lots, notional_fen=instruction.notional_fen, buyer_fee_fen=instruction.buyer_fee_fen,
         seller_fee_fen=instruction.seller_fee_fen, buy_order_id=executed.buy_order_id,
         sell_order_id=executed.sell_order_id, buyer_account_id=buyer.id, seller_account_id=seller.id,
-        aggressor=executed.aggressor, delivered=delivered, settlement_entry_id=entry.id, at=at))
-    # The trade row and the audit entries are written by the batch's flush in `_persist_events` (the flushes after
-    # each receipt and each trade only moved the same writes earlier, at the cost of a flush each).
-    record_change(session, context.actor, "market_trade", instruction.trade_id, "settle", None,
+        aggressor=executed.aggressor, delivered=delivered, settlement_entry_id=entry_id, at=at))
+    # The trade row and the audit entries are written after the batch's one flush in `_persist_events`, with one
+    # Core executemany each.
+    context.audit("market_trade", instruction.trade_id, "settle", None,
                   {"product": product.code, "price_fen": executed.price_fen, "lots": executed.lots,
                    "buyer": buyer.engine_id, "seller": seller.engine_id, "buyer_pays_fen": instruction.buyer_pays_fen,
                    "seller_receives_fen": instruction.seller_receives_fen, "fees_fen": instruction.centre_receives_fen,
-                   "delivered": delivered, "ledger_entry": entry.id})
+                   "delivered": delivered, "ledger_entry": entry_id})
     context.settled += 1
 
 
@@ -366,6 +395,7 @@ def _sync_liens(session: Session, context: _Context) -> None:
         if status != "live":
             continue
         before = (receipt.status, receipt.lien_kind, receipt.lien_ref)
+        context.batch.track(receipt, _get(session, Product, receipt.product_id).code)
         if order_id:
             receipt.lien_kind, receipt.lien_ref, receipt.status = "order", str(order_id), "encumbered"
         elif receipt.lien_kind == "order" or receipt.status == "encumbered":
@@ -414,6 +444,9 @@ _RECEIPT_LIENS = (select(Receipt.id, Receipt.number, Receipt.owner_account_id, R
                          Receipt.lien_ref)
                   .where(Receipt.number.in_(bindparam("numbers", expanding=True))))
 _INSERT_ORDER = insert(Order.__table__)
+_INSERT_TRADE = insert(Trade.__table__)
+_INSERT_AUDIT = insert(AuditEntry.__table__)
+_INSERT_RECEIPTS = insert(Receipt.__table__).returning(Receipt.__table__.c.id, sort_by_parameter_order=True)
 _SET_LIEN = (update(Receipt.__table__).where(Receipt.__table__.c.id == bindparam("receipt_id"))
              .values(status=bindparam("status"), lien_kind=bindparam("lien_kind"), lien_ref=bindparam("lien_ref"),
                      updated_at=bindparam("at")))
