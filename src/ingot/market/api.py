@@ -454,12 +454,7 @@ def _acknowledge(session: Session, order) -> dict:
 @router.post("/orders", status_code=201)
 async def post_order(body: OrderIn, idempotency_key: str | None = Header(default=None),
                      caller: int = Depends(token_caller)):
-    def work(session: Session, principal: Principal) -> dict:
-        return trading.submit_order(
-            session, principal, account=body.account, product=body.product, side=body.side, lots=body.lots,
-            price_fen=body.price_fen, order_type=body.order_type, tif=body.tif, receipts=body.receipts,
-            key=_key(body.key, idempotency_key))
-
+    work = _order_work(body, idempotency_key, {})  # the lane below runs the same work
     return JSONResponse(await run_in_threadpool(in_unit_of_work, caller, work), status_code=201)
 
 
@@ -472,9 +467,7 @@ def get_orders(status: str | None = None, product: str | None = None, session: S
 @router.post("/orders/{order_id}/cancel")
 async def post_cancel(order_id: OrderId, body: KeyIn, idempotency_key: str | None = Header(default=None),
                       caller: int = Depends(token_caller)):
-    def work(session: Session, principal: Principal) -> dict:
-        return trading.submit_cancel(session, principal, order_id, key=_key(body.key, idempotency_key))
-
+    work = _cancel_work(body, idempotency_key, {"order_id": order_id})  # the lane below runs the same work
     return JSONResponse(await run_in_threadpool(in_unit_of_work, caller, work))
 
 
