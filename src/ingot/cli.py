@@ -191,7 +191,7 @@ def demo(
         console.print(f"HJ 212 接收端 / receiver: {host}:{monitor_port}，模拟设备 / simulated devices: {fleet}")
     console.print(f"Web 界面 / web UI: http://{host}:{port}/   API: http://{host}:{port}/docs")
     try:
-        serve(host=host, port=port, market_sessions=market_sessions)
+        serve(host=host, port=port, workers=1, market_sessions=market_sessions)
     finally:
         if monitoring is not None:
             monitoring.stop()
