@@ -33,8 +33,8 @@ def _logged_in(browser, base: str, username: str):
     page.goto(base + "/login")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
+    with page.expect_navigation():  # the form's POST and its redirect, not the login page's own load
+        page.click("button[type=submit]")
     assert "/login" not in page.url, f"{username} could not log in"
     return page
 
@@ -68,8 +68,9 @@ def test_regulator_watches_live_monitoring_and_acknowledges_an_alarm(live_demo, 
     row = page.locator("[data-testid=alarm-inbox] tbody tr").filter(has=page.locator("form[action$='/acknowledge']")).first
     alarm_id = row.get_attribute("data-alarm")
     row.locator("form[action$='/acknowledge'] input[name=note]").fill("已通知企业核查 / enterprise asked to check")
-    row.locator("form[action$='/acknowledge'] button").click()
-    page.wait_for_load_state()
+    # wait for the acknowledgement's POST to be answered: a goto while it is under way would abort it
+    with page.expect_navigation():
+        row.locator("form[action$='/acknowledge'] button").click()
     page.goto(live_demo + "/monitoring/alarms?state=acknowledged")
     handled = page.locator(f"[data-testid=alarm-inbox] tr[data-alarm='{alarm_id}']")
     expect(handled).to_contain_text("reg_yunnan")
