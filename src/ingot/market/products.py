@@ -290,7 +290,8 @@ def previous_settlement_price(session: Session, product: Product, day: date) -> 
     return int(price) if price is not None else product.reference_price_fen
 
 
-def _rules_for_day_statement():
+def _version_and_previous_price():
+    """The product's version in force on :day and its previous settlement price, as subqueries on Product."""
     candidate = aliased(ProductVersion)
     day = bindparam("day")
     version_id = (select(candidate.id)
@@ -299,6 +300,11 @@ def _rules_for_day_statement():
     previous = (select(SettlementPrice.price_fen)
                 .where(SettlementPrice.product_id == Product.id, SettlementPrice.day < day)
                 .order_by(SettlementPrice.day.desc()).limit(1).correlate(Product).scalar_subquery())
+    return version_id, previous
+
+
+def _rules_for_day_statement():
+    version_id, previous = _version_and_previous_price()
     return (select(Product, ProductVersion, previous).outerjoin(ProductVersion, ProductVersion.id == version_id)
             .where(Product.code == bindparam("code")))
 
@@ -309,14 +315,7 @@ _RULES_FOR_DAY = _rules_for_day_statement()
 
 
 def _rules_columns_statement():
-    candidate = aliased(ProductVersion)
-    day = bindparam("day")
-    version_id = (select(candidate.id)
-                  .where(candidate.product_id == Product.id, candidate.effective_on <= day)
-                  .order_by(candidate.effective_on.desc()).limit(1).correlate(Product).scalar_subquery())
-    previous = (select(SettlementPrice.price_fen)
-                .where(SettlementPrice.product_id == Product.id, SettlementPrice.day < day)
-                .order_by(SettlementPrice.day.desc()).limit(1).correlate(Product).scalar_subquery())
+    version_id, previous = _version_and_previous_price()
     return (select(Product.id, Product.code, Product.reference_price_fen, ProductVersion.id.label("version_id"),
                    ProductVersion.tick_fen, ProductVersion.band_ppm, ProductVersion.max_order_lots,
                    previous.label("previous_fen"))

@@ -466,19 +466,23 @@ _OWN_ORDER = (
     .where(Order.id == bindparam("order_id")))
 
 
+def _row_visible(session: Session, actor: Principal, row) -> bool:
+    """Whether `actor` may see the account on a one-statement read (`row`: the account's columns and the caller's
+    market-user link, or None): a trader through its link, anyone else through the account's scope."""
+    if row is None:
+        return False
+    if actor.role in TRADERS:
+        return link_sees_account(row.link_member, row.link_client, row.link_warehouse, row)
+    return in_scope(session, actor, row)
+
+
 def _order_account(session: Session, actor: Principal, engine_id: str, key: str):
     """What `accessible_account` decides, plus the member's division (for the audit entry) and the id of the order
     already placed on the account under `key`, in one statement instead of four. The account comes back as a plain
     row (`id`, `engine_id`, `member_id`, `client_id`)."""
     row = session.connection().execute(_ORDER_ACCOUNT, {"engine_id": engine_id, "user_id": actor.user_id,
                                                         "key": key}).first()
-    if row is None:
-        visible = False
-    elif actor.role in TRADERS:
-        visible = link_sees_account(row.link_member, row.link_client, row.link_warehouse, row)
-    else:
-        visible = in_scope(session, actor, row)
-    if not visible:
+    if not _row_visible(session, actor, row):
         # Said as "no such account" so that nobody learns which other accounts exist.
         raise NotFound(f"交易账户不存在：{engine_id}", f"no such trading account: {engine_id}", field="account")
     return row, row.division_code, row.existing_id
@@ -670,13 +674,7 @@ def submit_cancel(session: Session, actor: Principal, order_id: int, *, key: str
     require(actor, TRADERS, "撤单或改单", "cancel or amend orders")
     bounded_int(order_id, "order_id", "指令编号", "the order id", minimum=1, maximum=ID_MAX)
     row = session.connection().execute(_OWN_ORDER, {"order_id": order_id, "user_id": actor.user_id}).first()
-    if row is None:
-        visible = False
-    elif actor.role in TRADERS:
-        visible = link_sees_account(row.link_member, row.link_client, row.link_warehouse, row)
-    else:
-        visible = in_scope(session, actor, row)
-    if not visible:
+    if not _row_visible(session, actor, row):
         raise NotFound(f"指令不存在：{order_id}", f"no such order: {order_id}", field="order_id")
     at = now or utcnow()
     before = _view_of(row.id, row.idempotency_key, row.engine_id, row.product_code, row.side, row.order_type,
