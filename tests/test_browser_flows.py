@@ -69,8 +69,10 @@ def test_regulator_watches_live_monitoring_and_acknowledges_an_alarm(live_demo, 
     alarm_id = row.get_attribute("data-alarm")
     row.locator("form[action$='/acknowledge'] input[name=note]").fill("已通知企业核查 / enterprise asked to check")
     # wait for the acknowledgement's POST to be answered: a goto while it is under way would abort it
-    with page.expect_navigation():
-        row.locator("form[action$='/acknowledge'] button").click()
+    with page.expect_response(lambda response: response.url.endswith("/acknowledge")) as answered:
+        with page.expect_navigation():
+            row.locator("form[action$='/acknowledge'] button").click()
+    assert answered.value.status == 303, f"the acknowledgement was answered {answered.value.status}: {page.content()[-3000:]}"
     page.goto(live_demo + "/monitoring/alarms?state=acknowledged")
     handled = page.locator(f"[data-testid=alarm-inbox] tr[data-alarm='{alarm_id}']")
     expect(handled).to_contain_text("reg_yunnan")
