@@ -54,6 +54,43 @@ def test_checkpoints_run_beside_the_commits_and_stop_cleanly(db_url):
     assert again.stopped.is_set() and not again.thread.is_alive()
 
 
+def test_the_log_starts_over_while_commits_keep_arriving(db_url):
+    """With a commit arriving during every checkpoint, PASSIVE checkpoints alone copied the log back but never let it
+    start over, so the log file grew by every frame ever written; the RESTART checkpoint lets it be reused."""
+    import os
+    import threading
+
+    engine = get_engine(db_url)
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE log_probe (n INTEGER, pad BLOB)"))
+    checkpointer = checkpoint_in_background(engine, interval=0.005)
+    checkpointer.restart_after_frames = 40
+    commits, pad = 1500, b"x" * 3000  # each commit writes at least one page (4 KB) to the log
+    written = threading.Event()
+
+    def keep_writing() -> None:
+        for n in range(commits):
+            with engine.begin() as connection:
+                connection.execute(text("INSERT INTO log_probe VALUES (:n, :pad)"), {"n": n, "pad": pad})
+            time.sleep(0.0002)
+        written.set()
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    writer.join()
+    try:
+        assert written.is_set()
+        assert checkpointer.restarts >= 1
+        log_bytes = os.path.getsize(engine.url.database + "-wal")
+        assert log_bytes < commits * 4096 // 4, f"the log holds {log_bytes} bytes after {commits} commits"
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM log_probe")).scalar() == commits
+    finally:
+        checkpointer.stop()
+
+
 def test_the_app_freezes_start_up_objects_for_its_life_and_runs_the_checkpointer(db_url):
     from fastapi.testclient import TestClient
 
