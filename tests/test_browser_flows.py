@@ -33,9 +33,12 @@ def _logged_in(browser, base: str, username: str):
     page.goto(base + "/login")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():  # the form's POST and its redirect, not the login page's own load
-        page.click("button[type=submit]")
-    assert "/login" not in page.url, f"{username} could not log in"
+    # the form's POST and its redirect, not the login page's own load
+    with page.expect_response(lambda response: response.request.method == "POST") as answered:
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+    assert "/login" not in page.url, (f"{username} could not log in: the POST was answered {answered.value.status}: "
+                                      f"{page.inner_text('body')[:2000]}")
     return page
 
 
