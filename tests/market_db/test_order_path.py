@@ -1,4 +1,4 @@
-"""The order path under load: writers queue in the process before the database's lock and let go when their
+"""The order path under load: writers take turns in the process before the database's lock and let go when their
 transaction ends, concurrent orders are all journaled in sequence, an order is acknowledged only after its commit,
 and the ledger check after a settlement batch still catches broken books."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from ingot.core.db import unit_of_work
+from ingot.core.db import unit_of_work, writer_turn_taken
 from ingot.market import gateway, ledger, trading
 from ingot.market.accounts import get_account
 from ingot.market.common import MarketRejected
@@ -34,27 +34,34 @@ def _buy(session, principal, account, key, price=140_000, lots=1):
                                price_fen=price, key=key, now=NOW)
 
 
-def test_the_writer_lock_is_held_until_the_transaction_ends(db_url, market):
+def test_the_writers_turn_is_held_until_the_transaction_ends(db_url, market):
     with unit_of_work(db_url) as session:
-        held = gateway._held_for(session)
-        sqlite = session.get_bind().dialect.name == "sqlite"
-        assert held.queue_writers is sqlite
+        engine = session.get_bind()
+        sqlite = engine.dialect.name == "sqlite"
         _buy(session, market.client_a, "M002/C01", "w1")
-        assert held.writer.locked() is sqlite
-    assert not held.writer.locked()
+        assert writer_turn_taken(engine) is sqlite
+    assert not writer_turn_taken(engine)
 
-    # A refused order rolls its transaction back, and the lock goes with it.
-    session = Session(bind=session.get_bind())
+    # A refused order rolls its transaction back, and the turn goes with it.
+    session = Session(bind=engine)
     try:
         with pytest.raises(MarketRejected):
             _buy(session, market.client_a, "M002/C01", "w2", lots=10**5)
         session.rollback()
-        assert not held.writer.locked()
-        # The next transaction of the same session takes it again.
+        assert not writer_turn_taken(engine)
+        # The next transaction of the same session takes it again, and holds it until SQLite has committed.
         _buy(session, market.client_a, "M002/C01", "w3")
-        assert held.writer.locked() is sqlite
-        session.commit()
-        assert not held.writer.locked()
+        assert writer_turn_taken(engine) is sqlite
+        seen_during_commit = []
+        commit = engine.dialect.do_commit
+        engine.dialect.do_commit = lambda connection: (seen_during_commit.append(writer_turn_taken(engine)),
+                                                       commit(connection))
+        try:
+            session.commit()
+        finally:
+            engine.dialect.do_commit = commit
+        assert seen_during_commit == [sqlite]
+        assert not writer_turn_taken(engine)
     finally:
         session.close()
 

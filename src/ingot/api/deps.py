@@ -1,12 +1,12 @@
 """Request-scoped dependencies: one unit of work per request, the caller's principal, the language."""
 from __future__ import annotations
 
-from typing import Annotated, Callable, Iterator, TypeVar
+from typing import Annotated, Iterator
 
 from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
-from ingot.core.auth import Principal, principal_from_token, principal_of_user_id, token_user_id
+from ingot.core.auth import Principal, principal_from_token, token_user_id
 from ingot.core.db import session_factory
 from ingot.core.errors import Forbidden, NotAuthenticated
 
@@ -53,32 +53,11 @@ def current_principal(request: Request, session: Session = UNIT_OF_WORK) -> Prin
 
 async def token_caller(request: Request) -> int:
     """The user id a request's verified token names, checked on the event loop (no database, no worker thread);
-    the user itself is read by `in_unit_of_work`, in the request's transaction. 401 without a valid token."""
+    the user itself is read in the request's transaction (`core.group_commit` for the order endpoints). 401 without a valid token."""
     token = bearer_or_cookie(request)
     if not token:
         raise NotAuthenticated("请先登录", "authentication required")
     return token_user_id(token)
-
-
-T = TypeVar("T")
-
-
-def in_unit_of_work(user_id: int, work: Callable[[Session, Principal], T]) -> T:
-    """One request's whole unit of work in one call, for endpoints that hand a single function to a worker thread
-    (FastAPI runs each sync dependency in a thread of its own: the session, the principal and the handler were
-    three hand-offs, the session's end a fourth). The caller's user is read (missing or disabled: 401), `work`
-    runs, and the transaction commits before the result is returned, so nothing is answered before its commit; any
-    exception, a refused commit included, rolls everything back."""
-    session = session_factory()()
-    try:
-        result = work(session, principal_of_user_id(session, user_id))
-        session.commit()
-        return result
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def require_roles(*roles: str):

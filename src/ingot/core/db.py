@@ -96,35 +96,53 @@ def _take_turns_to_write(engine: Engine) -> None:
     request's write (a login's audit entry, an alarm acknowledged) could miss every gap for the whole busy timeout
     and be answered "busy" (the browser tests caught logins answered 503 beside the demo's fleet). A Python lock hands
     over when it is released. A transaction takes its turn at its first write (pysqlite begins the transaction
-    there) and gives it back when it commits or rolls back, or when its connection goes back to the pool. A thread
-    that already has the turn on another connection does not wait for it again, and a writer that waited
-    `WRITER_TURN_SECONDS` goes on to SQLite's own lock, so nothing waits forever."""
-    turn = threading.Lock()
-    holder: list[int | None] = [None]
+    there) and gives it back once SQLite has committed or rolled it back (the next writer would only meet SQLite's
+    lock before that), or when its connection goes back to the pool. A thread that already has the turn on another
+    connection does not wait for it again, and a writer that waited `WRITER_TURN_SECONDS` goes on to SQLite's own
+    lock, so nothing waits forever."""
+    turn = _turns[engine] = _WriterTurn()
 
     @event.listens_for(engine, "before_cursor_execute")
     def _take_turn(connection, _cursor, statement, _parameters, _context, _executemany):
         info = connection.info
         if info.get("writer_turn") or not statement.lstrip()[:7].upper().startswith(_WRITES):
             return
-        if connection.connection.dbapi_connection.in_transaction or holder[0] == threading.get_ident():
+        if connection.connection.dbapi_connection.in_transaction or turn.holder == threading.get_ident():
             return
-        if turn.acquire(timeout=WRITER_TURN_SECONDS):
-            holder[0] = threading.get_ident()
+        if turn.lock.acquire(timeout=WRITER_TURN_SECONDS):
+            turn.holder = threading.get_ident()
             info["writer_turn"] = True
 
     def _give_back(info) -> None:
         if info.pop("writer_turn", None):
-            holder[0] = None
-            turn.release()
+            turn.holder = None
+            turn.lock.release()
 
-    @event.listens_for(engine, "commit")
-    def _committing(connection):
-        _give_back(connection.info)
+    def _give_back_after(dbapi_connection) -> None:
+        try:
+            info = dbapi_connection.info
+        except (AttributeError, NotImplementedError):  # the dialect's first connect (no pool entry) never writes
+            return
+        _give_back(info)
 
-    @event.listens_for(engine, "rollback")
-    def _rolling_back(connection):
-        _give_back(connection.info)
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    # The dialect's own methods, wrapped on this engine's dialect object: the "commit" and "rollback" events come
+    # before SQLite's commit, and a turn given back there would send the next writer to SQLite's busy handler.
+    def do_commit(dbapi_connection) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            _give_back_after(dbapi_connection)
+
+    def do_rollback(dbapi_connection) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            _give_back_after(dbapi_connection)
+
+    dialect.do_commit, dialect.do_rollback = do_commit, do_rollback
 
     @event.listens_for(engine, "checkin")
     def _checked_in(_dbapi_connection, record):
@@ -135,6 +153,23 @@ def _take_turns_to_write(engine: Engine) -> None:
     def _invalidated(_dbapi_connection, record, _exception):
         if record is not None:
             _give_back(record.info)
+
+
+class _WriterTurn:
+    __slots__ = ("lock", "holder", "__weakref__")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.holder: int | None = None
+
+
+_turns: "weakref.WeakKeyDictionary[Engine, _WriterTurn]" = weakref.WeakKeyDictionary()
+
+
+def writer_turn_taken(engine: Engine) -> bool:
+    """Whether one of the engine's transactions in this process holds the writers' turn (SQLite engines only)."""
+    turn = _turns.get(engine)
+    return turn is not None and turn.lock.locked()
 
 
 def normalise_url(url: str) -> str:

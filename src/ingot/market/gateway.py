@@ -3,7 +3,7 @@
 Each process keeps one core in memory per database. A command runs inside the caller's transaction:
 
 1. the `market_engine_head` row is updated first, which takes the writers' lock on SQLite and PostgreSQL alike
-   (on SQLite the process's writers first queue on a Python lock, see `_take_writer_lock`);
+   (on SQLite the process's writers first take turns on a Python lock, see `core.db._take_turns_to_write`);
 2. the in-memory core is brought level with the committed head (replaying later commands, or rebuilt from the
    newest snapshot when it ran ahead of a transaction that rolled back);
 3. the core applies the command; a fresh command is stored with its sequence and a new token, the head moves on,
@@ -30,8 +30,6 @@ from ingot.market.models import EngineCommand, EngineHead, EngineSnapshot
 HEAD_ID = 1
 _HEAD = EngineHead.__table__
 _COMMANDS = EngineCommand.__table__
-# How long a writer waits for the process's writer lock before it goes on to queue on the database's own lock.
-WRITER_WAIT_SECONDS = 10.0
 # The statements every command runs, built once: SQLAlchemy memoises a statement object's cache key, and building and
 # keying them per command cost about as much as running them.
 # A no-op update is the portable way to take the write lock before reading anything; it returns the head.
@@ -55,9 +53,6 @@ class _Held:
     loaded: bool = False
     # The sequence of the snapshot the core was last rebuilt from (0: from an empty core and the whole journal).
     snapshot_sequence: int = 0
-    # SQLite: the process's engine writers queue here, one at a time, before they ask for the database's write lock.
-    writer: threading.Lock = field(default_factory=threading.Lock)
-    queue_writers: bool = False
 
 
 _cores: dict[str, _Held] = {}
@@ -77,7 +72,7 @@ def _held_for(session: Session) -> _Held:
     with _cores_lock:
         held = _cores.get(url)
         if held is None:
-            held = _cores[url] = _Held(queue_writers=bind.dialect.name == "sqlite")
+            held = _cores[url] = _Held()
         _cores_by_engine[bind] = held
         return held
 
@@ -89,33 +84,9 @@ def forget_cores() -> None:
         _cores_by_engine.clear()
 
 
-def _take_writer_lock(session: Session, held: _Held) -> None:
-    """On SQLite, queue this process's engine writers on a Python lock before the database's write lock.
-
-    SQLite's busy handler polls with sleeps growing to 100 ms, so writers queued there wait far longer than the
-    lock is held; a Python lock hands over at once. The lock is held until the session's transaction ends (the
-    database lock is held that long too). A transaction that has already written holds the database lock and does
-    not wait here, so no thread waits for this lock while holding the database's: no deadlock. The database lock
-    still serialises writers across processes, and the core's own lock guards the core."""
-    if not held.queue_writers or session.info.get("market_writer_lock"):
-        return
-    if session.connection().connection.dbapi_connection.in_transaction:
-        return
-    if held.writer.acquire(timeout=WRITER_WAIT_SECONDS):
-        session.info["market_writer_lock"] = held.writer
-
-
-# How a transaction that took the writer lock or fed the core ends is learnt by listeners on the Session class,
+# How a transaction that fed the core ends is learnt by listeners on the Session class,
 # registered once, which find what to do in the ending session's `info`: listeners added to each session cost a
 # measurable part of every order (each request has a session of its own, and adding a listener is not cheap).
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _release_writer_lock(ended: Session, transaction) -> None:
-    if transaction.parent is None:
-        taken = ended.info.pop("market_writer_lock", None)
-        if taken is not None:
-            taken.release()
 
 
 @event.listens_for(Session, "after_commit")
@@ -132,6 +103,12 @@ def _fed_transaction_rolled_back(ended: Session) -> None:
     if held is not None:
         with held.lock:
             held.stale = True
+
+
+def begin_writing(session: Session) -> None:
+    """Take the writers' lock for a transaction that is about to feed the core (a group commit's batch opens its
+    transaction with it)."""
+    _head(session, lock=True)
 
 
 def _head(session: Session, *, lock: bool) -> tuple[int, str]:
@@ -203,7 +180,6 @@ def _catch_up(session: Session, held: _Held, head: tuple[int, str], *, writer: b
 def execute(session: Session, command) -> Outcome:
     """Apply one command in the caller's transaction, journaling it when it is fresh."""
     held = _held_for(session)
-    _take_writer_lock(session, held)
     head = _head(session, lock=True)
     with held.lock:
         _catch_up(session, held, head, writer=True)
@@ -252,7 +228,6 @@ def read_fed_core(session: Session, reader):
 def snapshot(session: Session) -> EngineSnapshot:
     """Store the core's canonical state so that later rebuilds replay only what follows."""
     held = _held_for(session)
-    _take_writer_lock(session, held)
     head = _head(session, lock=True)
     with held.lock:
         _catch_up(session, held, head, writer=True)
