@@ -91,18 +91,43 @@ def forget_cores() -> None:
 
 @event.listens_for(Session, "after_commit")
 def _fed_transaction_committed(ended: Session) -> None:
+    if ended.in_nested_transaction():
+        # A savepoint released (a group commit's request done): its commands are still not committed.
+        return
     held = ended.info.pop("market_engine_fed", None)
+    ended.info.pop("market_engine_feeders", None)
     if held is not None:
         with held.lock:
             held.in_flight = False
 
 
-@event.listens_for(Session, "after_rollback")
-def _fed_transaction_rolled_back(ended: Session) -> None:
-    held = ended.info.pop("market_engine_fed", None)
-    if held is not None:
-        with held.lock:
-            held.stale = True
+@event.listens_for(Session, "after_soft_rollback")
+def _fed_transaction_rolled_back(ended: Session, rolled_back) -> None:
+    """A rollback makes the core stale only when it undid commands the core holds: a savepoint that fed the core
+    (or one inside it, or the whole transaction). A group commit's batch rolls back the savepoint of every request
+    it refuses, most of which never reached the core, while earlier requests' commands stay in the transaction."""
+    held = ended.info.get("market_engine_fed")
+    if held is None:
+        return
+    feeders = ended.info["market_engine_feeders"]
+    undone = [feeder for feeder in feeders if _within(feeder, rolled_back)]
+    if not undone:
+        return
+    with held.lock:
+        held.stale = True
+    if len(undone) == len(feeders) or rolled_back.parent is None:
+        ended.info.pop("market_engine_fed", None)
+        ended.info.pop("market_engine_feeders", None)
+    else:
+        feeders[:] = [feeder for feeder in feeders if feeder not in undone]
+
+
+def _within(transaction, ancestor) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 def begin_writing(session: Session) -> None:
@@ -202,6 +227,11 @@ def _watch_transaction(session: Session, held: _Held) -> None:
     Session-class listeners above)."""
     held.in_flight = True
     session.info["market_engine_fed"] = held
+    # The innermost transaction (a request's savepoint in a group commit) is what a rollback must undo to undo this.
+    feeder = session.get_nested_transaction() or session.get_transaction()
+    feeders = session.info.setdefault("market_engine_feeders", [])
+    if not feeders or feeders[-1] is not feeder:
+        feeders.append(feeder)
 
 
 def read_core(session: Session, reader):

@@ -7,7 +7,7 @@ older than what the transaction itself could read, and changes the transaction m
 """
 from __future__ import annotations
 
-from sqlalchemy import bindparam, inspect as sa_inspect, select
+from sqlalchemy import bindparam, event, inspect as sa_inspect, select
 from sqlalchemy.orm import Session
 
 from ingot.market.models import Product, Receipt, TradingAccount
@@ -35,6 +35,14 @@ def keep(session: Session, row):
     elif kind is Receipt:
         rows[(Receipt, "number", row.number)] = row
     return row
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_after_savepoint(session: Session, rolled_back) -> None:
+    """A savepoint rolled back (a group commit's refused request) expunges the rows it added and expires those it
+    changed: rows held since may be among them, so the transaction starts holding afresh."""
+    if rolled_back.nested:
+        session.info.pop(_KEY, None)
 
 
 _BY_ID: dict = {}
