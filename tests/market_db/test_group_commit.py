@@ -174,3 +174,16 @@ def test_concurrent_orders_over_http_are_all_acknowledged_stored_once_and_journa
         assert session.scalar(select(func.count(Order.id))) == 40
         assert set(session.scalars(select(Order.id))) == set(ids)
     _core_matches_the_journal(db_url)
+
+
+def test_an_idle_desk_lets_its_thread_go_and_starts_another_for_the_next_request(db_url, market):
+    desk = GroupCommit(session_factory(db_url), gateway.begin_writing, name="test-desk", idle_seconds=0.05)
+    user_id = market.client_a.user_id
+    assert desk.submit(user_id, _buy("i1")).result(10)["status"] == "resting"
+    for _ in range(200):
+        if not any(thread.name == "test-desk" for thread in threading.enumerate()):
+            break
+        threading.Event().wait(0.05)
+    assert not any(thread.name == "test-desk" for thread in threading.enumerate())
+    assert desk.submit(user_id, _buy("i2")).result(10)["status"] == "resting"
+    assert _stored_keys(db_url) == {"i1", "i2"}

@@ -293,8 +293,7 @@ class _Checkpointer:
                     _busy, log_frames, _copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     self.checkpoints += 1
                     if log_frames >= self.restart_after_frames:
-                        busy, _log, _copied = connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-                        self.restarts += not busy
+                        self._restart(connection)
                 except sqlite3.Error:
                     # The next commit past 1,000 pages would have checkpointed; the next round tries again.
                     if connection is not None:
@@ -303,6 +302,24 @@ class _Checkpointer:
         finally:
             if connection is not None:
                 connection.close()
+
+    def _restart(self, connection: sqlite3.Connection) -> None:
+        """The RESTART checkpoint, holding the engine's writers' turn meanwhile: the process's writers then wait on
+        the turn, which hands over the moment the checkpoint ends, rather than in SQLite's busy handler, which
+        sleeps up to 100 ms between tries (the market API's slowest answers were writers polling there)."""
+        engine = self._engine()
+        turn = _turns.get(engine) if engine is not None else None
+        if turn is not None:
+            if not turn.lock.acquire(timeout=self.RESTART_WAIT_MS / 1000):
+                return  # the writers are busy: the next round tries again
+            turn.holder = threading.get_ident()
+        try:
+            busy, _log, _copied = connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            self.restarts += not busy
+        finally:
+            if turn is not None:
+                turn.holder = None
+                turn.lock.release()
 
     def stop(self) -> None:
         """Stop the thread; the engine's connections checkpoint on commit again from their next checkout."""

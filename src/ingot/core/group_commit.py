@@ -54,7 +54,7 @@ class GroupCommit:
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._guard = threading.Lock()
         self._running = False
-        # Batches and units of work run, for tests and the benchmark: how much the batches share.
+        # Batches and units of work run so far (tests read them).
         self.batches = 0
         self.units = 0
 
@@ -87,6 +87,7 @@ class GroupCommit:
                     if self._queue.empty():
                         self._running = False
                         return
+                continue
             batch = [first]
             while len(batch) < self._max_batch:
                 try:
