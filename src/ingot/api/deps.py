@@ -53,7 +53,8 @@ def current_principal(request: Request, session: Session = UNIT_OF_WORK) -> Prin
 
 async def token_caller(request: Request) -> int:
     """The user id a request's verified token names, checked on the event loop (no database, no worker thread);
-    the user itself is read in the request's transaction (`core.group_commit` for the order endpoints). 401 without a valid token."""
+    the user itself is read in the request's transaction (at the order desk, `core.group_commit`, for the order
+    endpoints). 401 without a valid token."""
     token = bearer_or_cookie(request)
     if not token:
         raise NotAuthenticated("请先登录", "authentication required")

@@ -4,6 +4,7 @@ SQLite (embedded default) and PostgreSQL run the same models and the same Alembi
 """
 from __future__ import annotations
 
+import collections
 import sqlite3
 import threading
 import time
@@ -109,14 +110,14 @@ def _take_turns_to_write(engine: Engine) -> None:
             return
         if connection.connection.dbapi_connection.in_transaction or turn.holder == threading.get_ident():
             return
-        if turn.lock.acquire(timeout=WRITER_TURN_SECONDS):
+        if turn.acquire(timeout=WRITER_TURN_SECONDS):
             turn.holder = threading.get_ident()
             info["writer_turn"] = True
 
     def _give_back(info) -> None:
         if info.pop("writer_turn", None):
             turn.holder = None
-            turn.lock.release()
+            turn.release()
 
     def _give_back_after(dbapi_connection) -> None:
         try:
@@ -156,11 +157,45 @@ def _take_turns_to_write(engine: Engine) -> None:
 
 
 class _WriterTurn:
-    __slots__ = ("lock", "holder", "__weakref__")
+    """A first-come, first-served lock: a release hands the turn to the writer that has waited longest.
+
+    A plain lock lets the thread that releases it take it again before a waiter wakes (the waiter also needs the
+    interpreter lock back first), so a writer that commits and writes again at once, as the order desk does under
+    load, could keep the turn from a login's audit entry until that writer's timeout."""
+
+    __slots__ = ("holder", "_mutex", "_taken", "_waiting", "__weakref__")
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
         self.holder: int | None = None
+        self._mutex = threading.Lock()
+        self._taken = False
+        self._waiting: collections.deque[threading.Lock] = collections.deque()
+
+    def acquire(self, timeout: float) -> bool:
+        with self._mutex:
+            if not self._taken:
+                self._taken = True
+                return True
+            handed = threading.Lock()
+            handed.acquire()
+            self._waiting.append(handed)
+        if handed.acquire(timeout=timeout):
+            return True
+        with self._mutex:
+            if handed in self._waiting:
+                self._waiting.remove(handed)
+                return False
+        return True  # handed over between the timeout and the mutex
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiting:
+                self._waiting.popleft().release()  # the turn passes straight on: it is never free meanwhile
+            else:
+                self._taken = False
+
+    def locked(self) -> bool:
+        return self._taken
 
 
 _turns: "weakref.WeakKeyDictionary[Engine, _WriterTurn]" = weakref.WeakKeyDictionary()
@@ -169,7 +204,7 @@ _turns: "weakref.WeakKeyDictionary[Engine, _WriterTurn]" = weakref.WeakKeyDictio
 def writer_turn_taken(engine: Engine) -> bool:
     """Whether one of the engine's transactions in this process holds the writers' turn (SQLite engines only)."""
     turn = _turns.get(engine)
-    return turn is not None and turn.lock.locked()
+    return turn is not None and turn.locked()
 
 
 def normalise_url(url: str) -> str:
@@ -310,7 +345,7 @@ class _Checkpointer:
         engine = self._engine()
         turn = _turns.get(engine) if engine is not None else None
         if turn is not None:
-            if not turn.lock.acquire(timeout=self.RESTART_WAIT_MS / 1000):
+            if not turn.acquire(timeout=self.RESTART_WAIT_MS / 1000):
                 return  # the writers are busy: the next round tries again
             turn.holder = threading.get_ident()
         try:
@@ -319,7 +354,7 @@ class _Checkpointer:
         finally:
             if turn is not None:
                 turn.holder = None
-                turn.lock.release()
+                turn.release()
 
     def stop(self) -> None:
         """Stop the thread; the engine's connections checkpoint on commit again from their next checkout."""

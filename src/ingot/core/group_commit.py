@@ -1,10 +1,11 @@
 """Group commit: the units of work of a busy write endpoint run one after another on one thread, several to a
 transaction, each in a savepoint of its own.
 
-Every order used to be its own transaction on a worker thread of its own. The writers queued for the database's
-write lock one at a time anyway (the matching core's journal head is one row), and forty threads competing for the
-interpreter lock made each commit wait behind work that could not go on without it: a writer that gave up the
-lock for SQLite waited up to the interpreter's switch interval (5 ms) to get it back, several times per order.
+Every order used to be its own transaction on a worker thread of its own. The writers took the database's write
+lock one at a time anyway (the matching core's journal head is one row), so forty threads each held an order and
+queued for that lock while sharing the interpreter lock with the one that had it: at 500 orders/s a fifth of the
+server's samples waited in the lock's queue and the median answer took 64–84 ms (2 ms with this; see
+docs/benchmarks.md).
 
 A `GroupCommit` takes whatever has queued while the previous transaction ran, opens one transaction (`begin`, which
 takes the write lock first: the batch is going to write, and on SQLite a savepoint must be inside a transaction

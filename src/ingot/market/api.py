@@ -19,8 +19,8 @@ from starlette.routing import Match, Route
 from ingot.api.deps import UNIT_OF_WORK, current_principal, token_caller
 from ingot.core.auth import Principal, User
 from ingot.core.db import session_factory
-from ingot.core.group_commit import GroupCommit
 from ingot.core.errors import InvalidInput, NotFound
+from ingot.core.group_commit import GroupCommit
 from ingot.core.timeutil import utcnow
 from ingot.market import accounts, gateway, marketdata, products, receipts, timetable, trading, trading_days
 from ingot.market.common import (
