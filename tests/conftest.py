@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from ingot.core import config
 from ingot.core.db import dispose_engines, normalise_url
@@ -156,3 +159,19 @@ def live_demo(tmp_path_factory):
     except subprocess.TimeoutExpired:
         server.kill()
     log.close()
+
+
+@contextmanager
+def commits_refused():
+    """Every commit refuses as a locked database would, while the block runs."""
+    refused = []
+
+    def refuse(session):
+        refused.append(session)
+        raise OperationalError("COMMIT", {}, Exception("database is locked"))
+
+    event.listen(Session, "before_commit", refuse)
+    try:
+        yield refused
+    finally:
+        event.remove(Session, "before_commit", refuse)

@@ -5,35 +5,15 @@ client could be told "201 created" for a write the database then refused.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-from sqlalchemy import event, func, select
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
 
 from ingot.core import auth
 from ingot.core.audit import AuditEntry
 from ingot.registry.models import EnterpriseGroup
-from tests.conftest import login
+from tests.conftest import commits_refused, login
 
 PASSWORD = "correct-horse-42"
 GROUP = "云南冶金集团"
-
-
-@contextmanager
-def commits_refused():
-    """Every commit refuses as a locked database would, while the block runs."""
-    refused = []
-
-    def refuse(session):
-        refused.append(session)
-        raise OperationalError("COMMIT", {}, Exception("database is locked"))
-
-    event.listen(Session, "before_commit", refuse)
-    try:
-        yield refused
-    finally:
-        event.remove(Session, "before_commit", refuse)
 
 
 def stored(session) -> tuple[int, int]:

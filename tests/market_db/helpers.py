@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ingot.core.auth import ADMIN, REGULATOR, Principal, create_user, principal_of
-from ingot.market import accounts, products, receipts, trading
+from ingot.core.db import unit_of_work
+from ingot.market import accounts, gateway, products, receipts, trading
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai
 OPERATOR_PASSWORD = "operator-pass-1"
@@ -94,3 +95,13 @@ def open_continuous(session, market: Market):
 
 
 ADMIN_PRINCIPAL = Principal(user_id=0, username="system", role=ADMIN)
+
+
+def open_market(db_url: str, **build) -> Market:
+    """A fresh process's view of a built market in continuous trading: the in-memory cores forgotten, the market
+    built (`build_market`'s options) and opened, committed."""
+    gateway.forget_cores()
+    with unit_of_work(db_url) as session:
+        built = build_market(session, **build)
+        open_continuous(session, built)
+    return built

@@ -11,9 +11,8 @@ import threading
 
 import httpx
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
 from ingot.core.db import session_factory, unit_of_work
 from ingot.core.group_commit import GroupCommit
@@ -22,17 +21,13 @@ from ingot.market.common import MarketRejected
 from ingot.market.engine import MatchingCore
 from ingot.market.engine.journal import decode_command
 from ingot.market.models import EngineCommand, Order
-from tests.conftest import login
-from tests.market_db.helpers import NOW, PASSWORD, build_market, fund, open_continuous
+from tests.conftest import commits_refused, login
+from tests.market_db.helpers import NOW, PASSWORD, fund, open_market
 
 
 @pytest.fixture
 def market(db_url):
-    gateway.forget_cores()
-    with unit_of_work(db_url) as session:
-        built = build_market(session)
-        open_continuous(session, built)
-    return built
+    return open_market(db_url)
 
 
 def _buy(key: str, *, lots: int = 1, price: int = 140_000):
@@ -123,17 +118,8 @@ def test_a_request_failing_after_the_core_took_its_order_leaves_no_trace(db_url,
 
 def test_a_refused_commit_stores_none_of_the_batch_and_tells_every_request(db_url, market):
     user_id = market.client_a.user_id
-    attempts = []
-
-    def refuse(session):
-        attempts.append(session)
-        raise OperationalError("COMMIT", {}, Exception("database is locked"))
-
-    event.listen(Session, "before_commit", refuse)
-    try:
+    with commits_refused() as attempts:
         outcomes = _batched(db_url, [_buy("g1"), _buy("g2", lots=10**5), _buy("g3", price=140_100)], user_id)
-    finally:
-        event.remove(Session, "before_commit", refuse)
 
     assert attempts
     assert isinstance(outcomes[0], OperationalError) and isinstance(outcomes[2], OperationalError)

@@ -17,19 +17,15 @@ from ingot.core.audit import AuditEntry
 from ingot.core.config import get_settings
 from ingot.core.db import unit_of_work
 from ingot.core.errors import NotAuthenticated
-from ingot.market import gateway, ledger, trading
+from ingot.market import ledger, trading
 from ingot.market.models import Order, Receipt, Trade
 from tests.conftest import login
-from tests.market_db.helpers import NOW, OPERATOR_PASSWORD, PASSWORD, build_market, open_continuous
+from tests.market_db.helpers import NOW, OPERATOR_PASSWORD, PASSWORD, open_market
 
 
 @pytest.fixture
 def market(db_url):
-    gateway.forget_cores()
-    with unit_of_work(db_url) as session:
-        built = build_market(session)
-        open_continuous(session, built)
-    return built
+    return open_market(db_url)
 
 
 def _receipt_numbers(session) -> list[str]:

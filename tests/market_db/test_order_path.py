@@ -17,16 +17,12 @@ from ingot.market.accounts import get_account
 from ingot.market.common import MarketRejected
 from ingot.market.models import EngineCommand, Order, Trade
 from tests.conftest import login
-from tests.market_db.helpers import NOW, PASSWORD, build_market, open_continuous
+from tests.market_db.helpers import NOW, PASSWORD, open_market
 
 
 @pytest.fixture
 def market(db_url):
-    gateway.forget_cores()
-    with unit_of_work(db_url) as session:
-        built = build_market(session)
-        open_continuous(session, built)
-    return built
+    return open_market(db_url)
 
 
 def _buy(session, principal, account, key, price=140_000, lots=1):

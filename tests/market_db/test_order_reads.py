@@ -17,18 +17,14 @@ from ingot.market.accounts import get_account
 from ingot.market.common import MarketRejected, in_scope
 from ingot.market.models import EngineCommand, Member, Order, Product, SettlementPrice, TradingAccount
 from tests.conftest import login
-from tests.market_db.helpers import INDIUM_RULES, NOW, PASSWORD, build_market, open_continuous
+from tests.market_db.helpers import INDIUM_RULES, NOW, PASSWORD, open_market
 
 NEXT = NOW + timedelta(days=1)
 
 
 @pytest.fixture
 def market(db_url):
-    gateway.forget_cores()
-    with unit_of_work(db_url) as session:
-        built = build_market(session, cash_fen=200_000_000)
-        open_continuous(session, built)
-    return built
+    return open_market(db_url, cash_fen=200_000_000)
 
 
 def _buy(db_url, principal, key, *, price=150_000, lots=1, at=NOW, account="M002/C01"):

@@ -111,12 +111,10 @@ def _take_turns_to_write(engine: Engine) -> None:
         if connection.connection.dbapi_connection.in_transaction or turn.holder == threading.get_ident():
             return
         if turn.acquire(timeout=WRITER_TURN_SECONDS):
-            turn.holder = threading.get_ident()
             info["writer_turn"] = True
 
     def _give_back(info) -> None:
         if info.pop("writer_turn", None):
-            turn.holder = None
             turn.release()
 
     def _give_back_after(dbapi_connection) -> None:
@@ -172,23 +170,27 @@ class _WriterTurn:
         self._waiting: collections.deque[threading.Lock] = collections.deque()
 
     def acquire(self, timeout: float) -> bool:
+        """Take the turn, waiting at most `timeout` seconds; `holder` is then the calling thread."""
         with self._mutex:
             if not self._taken:
                 self._taken = True
+                self.holder = threading.get_ident()
                 return True
             handed = threading.Lock()
             handed.acquire()
             self._waiting.append(handed)
-        if handed.acquire(timeout=timeout):
-            return True
-        with self._mutex:
-            if handed in self._waiting:
-                self._waiting.remove(handed)
-                return False
-        return True  # handed over between the timeout and the mutex
+        if not handed.acquire(timeout=timeout):
+            with self._mutex:
+                if handed in self._waiting:
+                    self._waiting.remove(handed)
+                    return False
+            # handed over between the timeout and the mutex
+        self.holder = threading.get_ident()
+        return True
 
     def release(self) -> None:
         with self._mutex:
+            self.holder = None
             if self._waiting:
                 self._waiting.popleft().release()  # the turn passes straight on: it is never free meanwhile
             else:
@@ -347,13 +349,11 @@ class _Checkpointer:
         if turn is not None:
             if not turn.acquire(timeout=self.RESTART_WAIT_MS / 1000):
                 return  # the writers are busy: the next round tries again
-            turn.holder = threading.get_ident()
         try:
             busy, _log, _copied = connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
             self.restarts += not busy
         finally:
             if turn is not None:
-                turn.holder = None
                 turn.release()
 
     def stop(self) -> None:

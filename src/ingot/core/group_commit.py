@@ -116,12 +116,9 @@ class GroupCommit:
             session.commit()
         except BaseException as error:
             session.rollback()
-            answered = {id(item) for item, _result, _error in done}
-            for item, _result, own_error in done:
-                item.future.set_exception(own_error if own_error is not None else error)
+            refused = {id(item): own for item, _result, own in done if own is not None}
             for item in batch:
-                if id(item) not in answered:
-                    item.future.set_exception(error)
+                item.future.set_exception(refused.get(id(item), error))
             if not isinstance(error, Exception):
                 raise
             return

@@ -84,6 +84,9 @@ def forget_cores() -> None:
         _cores_by_engine.clear()
 
 
+# A session whose transaction fed the core: (its core, the innermost transaction of each command it fed, in order).
+_FED = "market_engine_fed"
+
 # How a transaction that fed the core ends is learnt by listeners on the Session class,
 # registered once, which find what to do in the ending session's `info`: listeners added to each session cost a
 # measurable part of every order (each request has a session of its own, and adding a listener is not cheap).
@@ -94,9 +97,9 @@ def _fed_transaction_committed(ended: Session) -> None:
     if ended.in_nested_transaction():
         # A savepoint released (a group commit's request done): its commands are still not committed.
         return
-    held = ended.info.pop("market_engine_fed", None)
-    ended.info.pop("market_engine_feeders", None)
-    if held is not None:
+    fed = ended.info.pop(_FED, None)
+    if fed is not None:
+        held = fed[0]
         with held.lock:
             held.in_flight = False
 
@@ -113,20 +116,19 @@ def _fed_transaction_rolled_back(ended: Session, rolled_back) -> None:
     Any rollback may have undone a move of the head (and on PostgreSQL the lock, if a savepoint took it), so the head
     is read, and locked, again."""
     ended.info.pop(_HEAD_KNOWN, None)
-    held = ended.info.get("market_engine_fed")
-    if held is None:
+    fed = ended.info.get(_FED)
+    if fed is None:
         return
-    feeders = ended.info["market_engine_feeders"]
-    undone = [feeder for feeder in feeders if _within(feeder, rolled_back)]
-    if not undone:
+    held, feeders = fed
+    kept = [feeder for feeder in feeders if not _within(feeder, rolled_back)]
+    if len(kept) == len(feeders):
         return
     with held.lock:
         held.stale = True
-    if len(undone) == len(feeders) or rolled_back.parent is None:
-        ended.info.pop("market_engine_fed", None)
-        ended.info.pop("market_engine_feeders", None)
+    if kept:
+        feeders[:] = kept
     else:
-        feeders[:] = [feeder for feeder in feeders if feeder not in undone]
+        del ended.info[_FED]
 
 
 def _within(transaction, ancestor) -> bool:
@@ -245,10 +247,9 @@ def _watch_transaction(session: Session, held: _Held) -> None:
     """Learn how the transaction that fed the core ends: a commit settles it, a rollback makes the core stale (the
     Session-class listeners above)."""
     held.in_flight = True
-    session.info["market_engine_fed"] = held
     # The innermost transaction (a request's savepoint in a group commit) is what a rollback must undo to undo this.
     feeder = session.get_nested_transaction() or session.get_transaction()
-    feeders = session.info.setdefault("market_engine_feeders", [])
+    feeders = session.info.setdefault(_FED, (held, []))[1]
     if not feeders or feeders[-1] is not feeder:
         feeders.append(feeder)
 
@@ -267,7 +268,7 @@ def read_fed_core(session: Session, reader):
     writer has moved the core since, and other readers leave an in-flight core alone; the head need not be read
     again. Any other transaction reads through `read_core`."""
     held = _held_for(session)
-    if session.info.get("market_engine_fed"):
+    if session.info.get(_FED):
         with held.lock:
             if held.in_flight and not held.stale:
                 return reader(held.core)
